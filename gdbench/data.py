@@ -1,0 +1,319 @@
+"""Datasets: x as an (n, d) float64 array, y ∈ {−1, +1}^n (DESIGN §1). Nothing is downloaded.
+
+Every dataset is one function decorated with `@dataset`, which adds the options shared by all
+of them (keyword-only, applied in this order):
+
+    standardize    per-feature zero mean, unit variance (constant features become 0)
+    project        None, "random" (Gaussian N(0, 1/k) matrix) or "pca" (scikit-learn), to
+    project_dim    k features
+    unit_max_norm  scale so that max_i ‖x_i‖ = 1
+    bias           0 = none; c ≠ 0 appends the constant feature c (a bias for the linear model)
+    label_noise    fraction of labels flipped at random (0 by default: data stay separable)
+    seed           seeds the generator, the subset choice, the projection and the label noise
+
+and returns a `Dataset`. Adding a dataset: one decorated function here + `conf/data/<name>.yaml`.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import inspect
+import math
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Dataset:
+    x: np.ndarray
+    y: np.ndarray
+    name: str
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.x.shape[1]
+
+
+def dataset(fn):
+    takes_seed = "seed" in inspect.signature(fn).parameters
+
+    @functools.wraps(fn)
+    def make(*args, standardize: bool = False, project: str | None = None, project_dim: int | None = None,
+             unit_max_norm: bool = False, bias: float = 0.0, label_noise: float = 0.0, seed: int = 0,
+             **kwargs) -> Dataset:
+        x, y = fn(*args, **({"seed": seed} if takes_seed else {}), **kwargs)
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        rng = np.random.default_rng([int(seed), 1])  # a stream apart from the generator's own
+        if standardize:
+            std = x.std(0)
+            x = (x - x.mean(0)) / np.where(std > 0, std, 1.0)
+        if project is not None:
+            x = _project(x, project, project_dim, rng)
+        if unit_max_norm:
+            x = x / np.linalg.norm(x, axis=1).max()
+        if bias:
+            x = np.hstack([x, np.full((x.shape[0], 1), float(bias))])
+        if not 0.0 <= label_noise <= 1.0:
+            raise ValueError(f"data.label_noise={label_noise!r}: expected a fraction in [0, 1]")
+        if label_noise:
+            flip = rng.permutation(len(y))[: int(round(label_noise * len(y)))]
+            y = y.copy()
+            y[flip] *= -1
+        check(x, y, fn.__name__)
+        return Dataset(x=x, y=y, name=fn.__name__, info={"n": x.shape[0], "d": x.shape[1]})
+
+    return make
+
+
+def check(x: np.ndarray, y: np.ndarray, name: str) -> None:
+    """The data contract every stage relies on; errors name the dataset."""
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"data {name!r}: x must be (n, d) and y (n,); got {x.shape} and {y.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"data {name!r}: x contains NaN or Inf")
+    if not np.isin(y, (-1.0, 1.0)).all():
+        raise ValueError(f"data {name!r}: labels must be in {{-1, +1}}, found {np.unique(y)[:5].tolist()}")
+
+
+def _project(x, how, k, rng):
+    if k is None or isinstance(k, bool) or int(k) != k or k < 1:
+        raise ValueError(f"data.project_dim={k!r}: expected an integer ≥ 1 with data.project={how!r}")
+    k = int(k)
+    if how == "random":
+        return x @ (rng.standard_normal((x.shape[1], k)) / math.sqrt(k))
+    if how == "pca":
+        from sklearn.decomposition import PCA
+        if k > min(x.shape):
+            raise ValueError(f"data.project_dim={k}: PCA needs project_dim ≤ min(n, d) = {min(x.shape)}")
+        return PCA(n_components=k, random_state=0).fit_transform(x)
+    raise ValueError(f"data.project={how!r}: expected null, 'random' or 'pca'")
+
+
+# ---- synthetic generators ---------------------------------------------------------------------
+
+@dataset
+def gaussian(n: int = 200, d: int = 16, margin: float = 0.1, spread: float = 1.0, *, seed: int = 0):
+    """Two Gaussian classes N(0, I/d) made separable along a random unit direction u: the
+    component along u is set to y·(margin + |ξ|), ξ ~ N(0, spread²/d), shifted so the closest
+    sample sits at exactly `margin` (so the data margin is ≥ margin). Labels balanced."""
+    _positive_int("data.n", n, 2)
+    _positive_int("data.d", d, 1)
+    if not margin >= 0:
+        raise ValueError(f"data.margin={margin!r}: expected ≥ 0")
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(d)
+    u /= np.linalg.norm(u)
+    y = rng.permutation(np.where(np.arange(n) % 2 == 0, 1.0, -1.0))
+    x = rng.standard_normal((n, d)) / math.sqrt(d)
+    x -= np.outer(x @ u, u)
+    t = np.abs(rng.standard_normal(n)) * spread / math.sqrt(d)
+    x += np.outer(y * (margin + t - t.min()), u)
+    return x, y
+
+
+@dataset
+def two_point():
+    """Tyurin 2025, Thm 4.1: x_1 = (1, −1), y_1 = +1; x_2 = (−1, −4), y_2 = −1."""
+    return np.array([[1.0, -1.0], [-1.0, -4.0]]), np.array([1.0, -1.0])
+
+
+@dataset
+def perceptron_lower_bound(n: int = 100):
+    """Tyurin 2025, Thm 5.1: (0.5, −1) labelled +1 and n − 1 points (−0.5, −1) labelled −1."""
+    _positive_int("data.n", n, 2)
+    x = np.tile([-0.5, -1.0], (n, 1))
+    x[0] = [0.5, -1.0]
+    y = -np.ones(n)
+    y[0] = 1.0
+    return x, y
+
+
+@dataset
+def margin_2d(n_pos: int = 50, n_neg: int = 50, margin: float = 0.1, width: float = 1.0, *, seed: int = 0):
+    """2-D separable data with max-margin direction e_2 and margin exactly `margin`: one point of
+    each class at (0, ±margin), the others at (a, y·(margin + b)), a ~ U(−width, width),
+    b ~ |N(0, 1/4)|. (For Wu et al. 2024 and Crawshaw & Liu 2026.)"""
+    _positive_int("data.n_pos", n_pos, 1)
+    _positive_int("data.n_neg", n_neg, 1)
+    if not margin > 0:
+        raise ValueError(f"data.margin={margin!r}: expected > 0")
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([np.ones(n_pos), -np.ones(n_neg)])
+    a = rng.uniform(-width, width, n_pos + n_neg)
+    b = np.abs(rng.standard_normal(n_pos + n_neg)) / 2
+    a[[0, n_pos]] = 0.0
+    b[[0, n_pos]] = 0.0
+    return np.stack([a, y * (margin + b)], axis=1), y
+
+
+@dataset
+def many_easy_one_hard(d: int = 32, eps: float = 0.5, s: float = 0.5):
+    """Candidate for the dimension study (PAPERS.md, ours): n = d − 1 unit-norm samples; with
+    u = e_{d−2}, v = e_{d−1}: easy x_i = √(1−ε²) u + ε e_i (i < d − 2, label +1) and one hard
+    x_h = s u − √(1−s²) v (label −1). Separable with a constant margin; linear GD from 0 is slow."""
+    _positive_int("data.d", d, 3)
+    if not (0 < eps < 1 and 0 < s < 1):
+        raise ValueError(f"data.eps={eps!r}, data.s={s!r}: both must lie in (0, 1)")
+    x = np.zeros((d - 1, d))
+    x[: d - 2, d - 2] = math.sqrt(1 - eps**2)
+    x[np.arange(d - 2), np.arange(d - 2)] = eps
+    x[d - 2, d - 2], x[d - 2, d - 1] = s, -math.sqrt(1 - s**2)
+    y = np.ones(d - 1)
+    y[-1] = -1.0
+    return x, y
+
+
+@dataset
+def signed_chain(d: int = 32, *, seed: int = 0):
+    """Candidate for the dimension study (PAPERS.md, ours): x_k = (e_k − e_{k+1})/√2 for k < d,
+    x_d = e_d, each sample and its label multiplied by a random sign. A first-order linear method
+    from 0 uncovers at most one new coordinate per step, so it needs ≥ d − 1 steps."""
+    _positive_int("data.d", d, 2)
+    x = np.zeros((d, d))
+    k = np.arange(d - 1)
+    x[k, k], x[k, k + 1] = 1 / math.sqrt(2), -1 / math.sqrt(2)
+    x[d - 1, d - 1] = 1.0
+    sign = np.random.default_rng(seed).choice([-1.0, 1.0], size=d)
+    return x * sign[:, None], sign
+
+
+# ---- real data shipped with scikit-learn, and local files -------------------------------------
+
+@dataset
+def digits(classes: tuple = (0, 1), n: int | None = None, *, seed: int = 0):
+    """scikit-learn's bundled 8×8 digits; classes[0] → +1, classes[1] → −1; n samples or all."""
+    from sklearn.datasets import load_digits
+    x, label = load_digits(return_X_y=True)
+    return _two_classes(x, label, classes, n, seed, "digits")
+
+
+@dataset
+def breast_cancer(n: int | None = None, *, seed: int = 0):
+    """scikit-learn's bundled Wisconsin breast cancer data; benign → +1, malignant → −1."""
+    from sklearn.datasets import load_breast_cancer
+    x, label = load_breast_cancer(return_X_y=True)
+    return _two_classes(x, label, (1, 0), n, seed, "breast_cancer")
+
+
+@dataset
+def npz(path: str, x_key: str = "x", y_key: str = "y", n: int | None = None, *, seed: int = 0):
+    """A local .npz file with an (n, d) array and labels in {−1, +1} (or {0, 1}: 1 → +1)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ValueError(f"data.path={str(file)!r}: no such file")
+    with np.load(file) as f:
+        for key in (x_key, y_key):
+            if key not in f:
+                raise ValueError(f"data.path={str(file)!r}: no array {key!r} (has {sorted(f.files)})")
+        x, y = f[x_key].astype(np.float64), f[y_key].astype(np.float64).ravel()
+    if x.ndim != 2 or len(y) != len(x):
+        raise ValueError(f"data.path={str(file)!r}: {x_key!r} must be (n, d) and {y_key!r} (n,); "
+                         f"got {x.shape} and {y.shape}")
+    if set(np.unique(y)) <= {0.0, 1.0}:
+        y = 2 * y - 1
+    if not set(np.unique(y)) <= {-1.0, 1.0}:
+        raise ValueError(f"data.path={str(file)!r}: labels must be in {{-1, +1}} or {{0, 1}}, "
+                         f"found {np.unique(y)[:5].tolist()}")
+    if n is None:
+        return x, y
+    return _two_classes(x, y, (1.0, -1.0), n, seed, str(file))
+
+
+@dataset
+def mnist(root: str = "~/data/mnist", classes: tuple = (0, 1), n: int = 1000, split: str = "train",
+          *, seed: int = 0):
+    """MNIST in its standard IDX files (train-images-idx3-ubyte[.gz], …) under `root`; pixels / 255."""
+    return _two_classes(*_read_idx_pair(root, split), classes, n, seed, str(root))
+
+
+@dataset
+def fashion_mnist(root: str = "~/data/fashion_mnist", classes: tuple = (0, 9), n: int = 1000,
+                  split: str = "train", *, seed: int = 0):
+    """Fashion-MNIST, same IDX format and file names as MNIST."""
+    return _two_classes(*_read_idx_pair(root, split), classes, n, seed, str(root))
+
+
+@dataset
+def cifar10(root: str = "~/data/cifar10", classes: tuple = (3, 5), n: int = 5000, split: str = "train",
+            *, seed: int = 0):
+    """CIFAR-10 in its python format (cifar-10-batches-py/data_batch_1..5, test_batch), under
+    `root` or `root/cifar-10-batches-py`; pixels / 255, flattened to 3072 features."""
+    base = Path(root).expanduser()
+    if (base / "cifar-10-batches-py").is_dir():
+        base = base / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    xs, ls = [], []
+    for name in names:
+        file = base / name
+        if not file.is_file():
+            raise ValueError(f"data.root={str(root)!r}: missing CIFAR-10 file {str(file)!r}")
+        with open(file, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        x = np.asarray(batch[b"data"], dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != 3072 or len(batch[b"labels"]) != len(x):
+            raise ValueError(f"data file {str(file)!r}: expected data (N, 3072) and N labels, got {x.shape}")
+        xs.append(x / 255.0)
+        ls.append(np.asarray(batch[b"labels"]))
+    return _two_classes(np.concatenate(xs), np.concatenate(ls), classes, n, seed, str(root))
+
+
+def _read_idx_pair(root, split):
+    if split not in ("train", "test"):
+        raise ValueError(f"data.split={split!r}: expected 'train' or 'test'")
+    prefix = "train" if split == "train" else "t10k"
+    images = _read_idx(Path(root).expanduser(), f"{prefix}-images-idx3-ubyte")
+    labels = _read_idx(Path(root).expanduser(), f"{prefix}-labels-idx1-ubyte")
+    if len(images) != len(labels):
+        raise ValueError(f"data.root={str(root)!r}: {len(images)} images but {len(labels)} labels")
+    return images.reshape(len(images), -1) / 255.0, labels
+
+
+def _read_idx(root: Path, stem: str) -> np.ndarray:
+    """IDX format: 2 zero bytes, a type byte (0x08 = uint8), a dimension count, big-endian sizes."""
+    for file in (root / stem, root / (stem + ".gz")):
+        if file.is_file():
+            raw = (gzip.open if file.suffix == ".gz" else open)(file, "rb").read()
+            break
+    else:
+        raise ValueError(f"data.root={str(root)!r}: missing IDX file {stem!r} (or {stem}.gz)")
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"data file {str(file)!r}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise ValueError(f"data file {str(file)!r}: header says shape {shape}, body has {body.size} bytes")
+    return body.reshape(shape)
+
+
+def _two_classes(x, label, classes, n, seed, source):
+    classes = tuple(classes)
+    if len(classes) != 2 or classes[0] == classes[1]:
+        raise ValueError(f"data.classes={list(classes)!r}: expected two distinct classes")
+    pos, neg = np.flatnonzero(label == classes[0]), np.flatnonzero(label == classes[1])
+    for c, idx in zip(classes, (pos, neg)):
+        if len(idx) == 0:
+            raise ValueError(f"data.classes: class {c!r} has no samples in {source}")
+    if n is not None:
+        _positive_int("data.n", n, 2)
+        k_pos = n - n // 2
+        if k_pos > len(pos) or n // 2 > len(neg):
+            raise ValueError(f"data.n={n}: {source} has only {len(pos)} + {len(neg)} samples of "
+                             f"classes {list(classes)} (a balanced subset needs {k_pos} + {n // 2})")
+        rng = np.random.default_rng(seed)
+        pos, neg = rng.choice(pos, k_pos, replace=False), rng.choice(neg, n // 2, replace=False)
+    idx = np.sort(np.concatenate([pos, neg]))
+    return x[idx], np.where(label[idx] == classes[0], 1.0, -1.0)
+
+
+def _positive_int(key, value, least):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ValueError(f"{key}={value!r}: expected an integer ≥ {least}")

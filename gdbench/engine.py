@@ -1,0 +1,267 @@
+"""One cell = one batched tensor program (DESIGN §3). Pure torch: no Ray, Hydra or pandas here.
+
+A cell is R runs that share the data, the model shape, the loss and the algorithm kind, and differ
+in step size and initialization seed. Every parameter tensor carries a leading replica axis, so one
+iteration for all R runs is one forward GEMM and one backward GEMM.
+
+Per iteration t = 0..T the engine computes the margins z = y·g(x; W_t), the loss in the log domain
+(log F = logsumexp_i log ℓ(z_i) − log n), the algorithm's direction, the DESIGN §2 online metrics,
+and, at the recorded iterations, a trajectory row per replica; then it steps. A replica whose
+parameters or margins become non-finite is frozen at its last finite state and marked diverged at
+that iteration; the others go on undisturbed.
+
+Perceptron companion (DESIGN §1, the reduction): for GD with step γ and a model that is
+1-homogeneous in its trained parameters, U_t = W_t/γ obeys U_{t+1} = U_t + (1/n) Σ σ(−γ z_i(U_t))
+y_i ∇g_i(U_t), whose γ → ∞ limit is the batch perceptron from U_0 — provided the margins
+γ z_i(U_0) diverge, i.e. U_0 is held fixed. So with `companion=True` the perceptron starts at the
+model's initial point Ŵ_0 and GD at W_0 = γ·Ŵ_0, and `perceptron_gap` = ‖W_t/γ − Ŵ_t‖ / ‖Ŵ_t‖ → 0
+as γ grows. For the linear model from 0 both start at 0, exactly as in Tyurin 2025.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from gdbench.algorithms import GD, BatchPerceptron, _expand
+from gdbench.metrics import OnlineMetrics
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+TRAJECTORY_COLUMNS = ("loss", "log_loss", "accuracy", "n_misclassified", "min_margin",
+                      "param_norm", "grad_norm")
+COMPANION_COLUMNS = ("perceptron_gap", "misclassified_agree")
+
+
+@dataclass(frozen=True)
+class RecordSchedule:
+    """Which iterations get a trajectory row: every t < `dense`, then `log_points` log-spaced
+    iterations up to T, and always T (or the early-stop iteration)."""
+
+    dense: int = 100  # iterations recorded one by one from t = 0
+    log_points: int = 100  # log-spaced iterations recorded after the dense part; 0 = none
+
+    def iterations(self, T: int) -> np.ndarray:
+        its = set(range(min(self.dense, T + 1)))
+        if self.log_points > 0 and T >= self.dense:
+            its.update(np.unique(np.geomspace(max(self.dense, 1), T, self.log_points).round().astype(int)))
+        its.add(T)
+        return np.array(sorted(its), dtype=np.int64)
+
+
+@dataclass
+class CellResult:
+    """Plain arrays: `metrics[name]` is (R,); `trajectory[name]` is (K, R) at `trajectory_iter`
+    (K,), NaN where the replica had already diverged."""
+
+    lr: np.ndarray
+    seed: np.ndarray
+    metrics: dict[str, np.ndarray]
+    trajectory_iter: np.ndarray
+    trajectory: dict[str, np.ndarray]
+    iterations_run: int
+    wall_time_s: float
+    final_params: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def run_rows(self) -> list[dict]:
+        """One dict per replica: lr, seed and every per-run metric (None where NaN)."""
+        rows = []
+        for r in range(len(self.lr)):
+            row = {"lr": float(self.lr[r]), "seed": int(self.seed[r]), "iterations_run": self.iterations_run}
+            for k, v in self.metrics.items():
+                value = v[r].item() if hasattr(v[r], "item") else v[r]
+                row[k] = None if isinstance(value, float) and math.isnan(value) else value
+            rows.append(row)
+        return rows
+
+    def trajectory_columns(self) -> dict[str, np.ndarray]:
+        """Long format: `replica` (index into lr/seed), `iter` and one array per column, with the
+        rows of diverged replicas after their divergence left out."""
+        K, R = len(self.trajectory_iter), len(self.lr)
+        keep = ~np.isnan(self.trajectory["param_norm"])  # NaN exactly where a replica was not live
+        out = {"replica": np.broadcast_to(np.arange(R), (K, R))[keep],
+               "iter": np.broadcast_to(self.trajectory_iter[:, None], (K, R))[keep]}
+        for k, v in self.trajectory.items():
+            out[k] = v[keep]
+        return out
+
+
+def _to_tensor(a, dtype, device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
+
+def _validate(x, y, lrs, seeds, iterations, model, algorithm, companion):
+    if x.ndim != 2:
+        raise ValueError(f"data.x: expected an (n, d) array, got shape {tuple(x.shape)}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"data.y: expected shape ({x.shape[0]},) to match data.x, got {tuple(y.shape)}")
+    if not np.isfinite(x).all():
+        raise ValueError("data.x: contains NaN or Inf")
+    bad = ~np.isin(y, (-1.0, 1.0))
+    if bad.any():
+        raise ValueError(f"data.y: labels must be in {{-1, +1}}, found {np.unique(y[bad])[:5].tolist()}")
+    for lr in lrs.tolist():
+        if not (np.isfinite(lr) and lr > 0):
+            raise ValueError(f"algorithm.lr={lr!r}: expected a finite step size > 0")
+    if len(lrs) != len(seeds) or len(lrs) == 0:
+        raise ValueError(f"lrs and seeds: expected equal non-zero lengths, got {len(lrs)} and {len(seeds)}")
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+        raise ValueError(f"iterations={iterations!r}: expected an integer ≥ 0")
+    if companion:
+        if type(algorithm) is not GD:
+            raise ValueError(f"companion=True: the perceptron companion is the large-step limit of "
+                             f"algorithm 'gd', not {algorithm.name!r}")
+        if model.homogeneity != 1:
+            raise ValueError(f"companion=True: the perceptron limit needs a model that is 1-homogeneous "
+                             f"in its trained parameters; {model!r} has homogeneity {model.homogeneity}")
+
+
+def _norm(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per-replica Euclidean norm over all tensors of a parameter dict."""
+    norms = [torch.linalg.vector_norm(v.flatten(1), dim=1) for v in params.values()]
+    return norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms), dim=0)
+
+
+def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Sequence[int],
+             iterations: int, eps: Sequence[float] = (1e-2, 1e-4, 1e-8),
+             record: RecordSchedule = RecordSchedule(), companion: bool = False,
+             stop_loss: float | None = None, check_every: int = 100,
+             device: str = "cpu", dtype: str = "float64", keep_params: bool = False) -> CellResult:
+    """Run R = len(lrs) replicas of `algorithm` on (x, y) together for `iterations` steps.
+
+    stop_loss: stop early once every live replica has separated the data and has F ≤ stop_loss
+    (checked every `check_every` iterations; None = run the whole budget).
+    """
+    start = time.perf_counter()
+    x_np, y_np = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    lrs_np, seeds_np = np.asarray(lrs, dtype=np.float64), np.asarray(seeds, dtype=np.int64)
+    _validate(x_np, y_np, lrs_np, seeds_np, iterations, model, algorithm, companion)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r}: expected one of {sorted(DTYPES)}")
+    tdtype = DTYPES[dtype]
+    X, Y = _to_tensor(x_np, tdtype, device), _to_tensor(y_np, tdtype, device)
+    lr = _to_tensor(lrs_np, tdtype, device)
+    n, d = X.shape
+    R, T = len(lrs_np), int(iterations)
+    log_n = math.log(n)
+
+    trained, fixed = model.init(d, seeds_np.tolist(), dtype=tdtype, device=device)
+    state = algorithm.init_state(trained)
+    if companion:
+        perceptron = BatchPerceptron(lr=1.0)
+        comp = trained
+        trained = {k: v * _expand(lr, v) for k, v in trained.items()}  # W_0 = γ·Ŵ_0
+        ones = torch.ones_like(lr)
+        agree_count = torch.zeros(R, dtype=torch.long, device=device)
+        max_gap = torch.full((R,), -math.inf, dtype=tdtype, device=device)
+
+    def evaluate(z, D, scale) -> dict[str, torch.Tensor]:
+        """The trajectory columns at the current iterate (only at recorded iterations)."""
+        row = {"log_loss": torch.logsumexp(loss.log_value(z), dim=-1) - log_n,
+               "n_misclassified": (z <= 0).sum(-1).to(tdtype), "min_margin": z.min(-1).values,
+               "param_norm": _norm(trained), "grad_norm": _norm(D) if scale is None else _norm(D) * scale}
+        if companion:
+            row["perceptron_gap"] = gap
+            row["misclassified_agree"] = agree.to(tdtype)
+        return row
+
+    metrics = OnlineMetrics(R, eps, device=device, dtype=tdtype)
+    active = torch.ones(R, dtype=torch.bool, device=device)
+    all_active = True  # host-side copy of active.all(), so the common case pays no masking
+    diverged_at = torch.full((R,), -1, dtype=torch.long, device=device)
+    record_at = set(record.iterations(T).tolist())
+    rec_iters, rec_rows = [], []
+    nan = torch.full((R,), math.nan, dtype=tdtype, device=device)
+    t = 0
+    while True:
+        g, cache = model.forward(trained, fixed, X)
+        z = Y * g
+        ok = torch.isfinite(z).all(-1)  # finite parameters can still overflow the margins
+        diverged_at = torch.where(active & ~ok, t, diverged_at)
+        active = active & ok
+        if all_active and not bool(ok.all()):
+            all_active = False
+        log_loss = torch.logsumexp(loss.log_value(z), dim=-1) - log_n
+        n_mis = (z <= 0).sum(-1)
+        c = algorithm.coefficients(z, Y, loss)
+        D = model.vjp(trained, fixed, X, c, cache)
+        if companion:
+            gc, cache_c = model.forward(comp, fixed, X)
+            zc = Y * gc
+            gap = _norm({k: trained[k] / _expand(lr, trained[k]) - comp[k] for k in trained})
+            comp_norm = _norm(comp)
+            # ‖W_t/γ − Ŵ_t‖/‖Ŵ_t‖, and 0 when both are 0 (linear model at t = 0)
+            gap = torch.where(gap == 0, 0.0, gap / comp_norm)
+            agree = (torch.sign(z) == torch.sign(zc)).all(-1)
+            agree_count += (active & agree).long()
+            max_gap = torch.where(active, torch.fmax(max_gap, gap), max_gap)
+        metrics.update(t, log_loss, n_mis, z.min(-1).values, active)
+
+        stop = t == T
+        if not stop and stop_loss is not None and t > 0 and t % check_every == 0:
+            done = ~active | ((z.min(-1).values > 0) & (log_loss <= math.log(stop_loss)))
+            stop = bool(done.all())
+        if t in record_at or stop:
+            row = evaluate(z, D, algorithm.grad_scale(z, loss))
+            rec_iters.append(t)
+            rec_rows.append(row if all_active else {k: torch.where(active, v, nan) for k, v in row.items()})
+        if stop:
+            break
+
+        new, state = algorithm.step(trained, D, lr, state)
+        # Divergence of the parameters: a norm that is not finite (in float64 that also catches
+        # entries beyond ~1e154, whose squares overflow). A diverged replica stays frozen at its
+        # last finite iterate, which is then its final state.
+        ok = torch.isfinite(_norm(new))
+        diverged_at = torch.where(active & ~ok, t + 1, diverged_at)
+        active = active & ok
+        if all_active and not bool(ok.all()):
+            all_active = False
+        trained = new if all_active else {k: torch.where(_expand(active, v), new[k], v)
+                                          for k, v in trained.items()}
+        if companion:
+            cc = perceptron.coefficients(zc, Y, loss)
+            comp, _ = perceptron.step(comp, model.vjp(comp, fixed, X, cc, cache_c), ones, None)
+        t += 1
+
+    # The final state: the last iterate of live replicas, the last finite one of diverged ones.
+    z = Y * model.forward(trained, fixed, X)[0]
+    c = algorithm.coefficients(z, Y, loss)
+    final = {k: v.cpu().numpy() for k, v in
+             evaluate(z, model.vjp(trained, fixed, X, c, model.forward(trained, fixed, X)[1]),
+                      algorithm.grad_scale(z, loss)).items()}
+    out = metrics.finalize()
+    out["final_log_loss"] = final["log_loss"]
+    with np.errstate(over="ignore"):
+        out["final_loss"] = np.exp(final["log_loss"])
+    out["final_accuracy"] = 1.0 - final["n_misclassified"] / n
+    out["final_min_margin"] = final["min_margin"]
+    out["final_param_norm"] = final["param_norm"]
+    out["final_grad_norm"] = final["grad_norm"]
+    p = model.homogeneity
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["final_normalized_margin"] = (final["min_margin"] / final["param_norm"] ** p
+                                          if p is not None else np.full(R, np.nan))
+    div = diverged_at.cpu().numpy().astype(np.float64)
+    out["diverged_at"] = np.where(div < 0, np.nan, div)
+    out["status"] = np.where(div < 0, "ok", "diverged").astype(object)
+    traj = {k: torch.stack([r[k] for r in rec_rows]).cpu().numpy() for k in rec_rows[0]}
+    with np.errstate(over="ignore"):  # a loss beyond float range is inf; log_loss keeps the value
+        traj["loss"] = np.exp(traj["log_loss"])
+    traj["accuracy"] = 1.0 - traj["n_misclassified"] / n
+    if companion:
+        ran = metrics.last_t.cpu().numpy() + 1  # iterations each replica was live
+        gap = traj["perceptron_gap"]
+        live = ~np.isnan(gap)
+        last_live = len(gap) - 1 - np.argmax(live[::-1], axis=0)  # last recorded live row
+        out["final_perceptron_gap"] = np.where(live.any(0), gap[last_live, np.arange(R)], np.nan)
+        out["max_perceptron_gap"] = np.where(ran > 0, max_gap.cpu().numpy(), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["misclassified_agree_frac"] = np.where(ran > 0, agree_count.cpu().numpy() / ran, np.nan)
+    return CellResult(lr=lrs_np, seed=seeds_np, metrics=out, trajectory_iter=np.array(rec_iters),
+                      trajectory=traj, iterations_run=t, wall_time_s=time.perf_counter() - start,
+                      final_params={k: v.cpu().numpy() for k, v in trained.items()} if keep_params else {})

@@ -1,0 +1,142 @@
+"""Datasets: the paper constructions by hand, real-data loaders on tiny files written in the
+standard formats, the shared options, and errors that name the field or file."""
+import gzip
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from gdbench import data
+
+
+def test_paper_constructions_by_hand():
+    tp = data.two_point()
+    np.testing.assert_array_equal(tp.x, [[1, -1], [-1, -4]])
+    np.testing.assert_array_equal(tp.y, [1, -1])
+    lb = data.perceptron_lower_bound(n=5)
+    np.testing.assert_array_equal(lb.x, [[0.5, -1]] + [[-0.5, -1]] * 4)
+    np.testing.assert_array_equal(lb.y, [1, -1, -1, -1, -1])
+
+
+def test_gaussian_has_the_requested_margin():
+    ds = data.gaussian(n=300, d=10, margin=0.2, seed=4)
+    assert ds.x.shape == (300, 10) and abs(ds.y.sum()) == 0
+    # The generator's direction u is recovered as the max-margin direction only approximately;
+    # but a linear SVM must find margin ≥ 0.2 (the data are separable along u with that margin).
+    from sklearn.svm import LinearSVC
+    w = LinearSVC(C=1e6, fit_intercept=False, max_iter=200000).fit(ds.x, ds.y).coef_[0]
+    assert (ds.y * (ds.x @ w) / np.linalg.norm(w)).min() >= 0.2 - 1e-3
+
+
+def test_margin_2d_has_margin_exactly():
+    ds = data.margin_2d(n_pos=20, n_neg=30, margin=0.05, seed=1)
+    assert ds.n == 50 and (ds.y * ds.x[:, 1]).min() == pytest.approx(0.05)
+
+
+def test_dimension_candidates_are_separable_unit_norm():
+    for ds in (data.many_easy_one_hard(d=10), data.signed_chain(d=10, seed=3)):
+        np.testing.assert_allclose(np.linalg.norm(ds.x, axis=1), 1.0)
+    chain = data.signed_chain(d=6, seed=3)
+    v = np.arange(6, 0, -1.0)  # v_k decreasing separates the unsigned chain (hand check)
+    assert ((chain.y * (chain.x @ v)) > 0).all()
+    hard = data.many_easy_one_hard(d=6, eps=0.5, s=0.5)
+    assert hard.n == 5 and hard.y[-1] == -1
+
+
+def test_shared_options_in_order():
+    ds = data.gaussian(n=50, d=8, seed=0, standardize=True, project="pca", project_dim=3,
+                       unit_max_norm=True, bias=1.0, label_noise=0.1)
+    assert ds.x.shape == (50, 4)
+    np.testing.assert_allclose(ds.x[:, -1], 1.0)
+    assert np.linalg.norm(ds.x[:, :3], axis=1).max() == pytest.approx(1.0)
+    clean = data.gaussian(n=50, d=8, seed=0)
+    assert (ds.y != clean.y).sum() == 5
+    rp = data.gaussian(n=50, d=8, seed=0, project="random", project_dim=5)
+    assert rp.x.shape == (50, 5)
+
+
+def test_sklearn_bundled_datasets():
+    dg = data.digits(classes=(3, 8), n=100, seed=0)
+    assert dg.x.shape == (100, 64) and (dg.y == 1).sum() == 50
+    bc = data.breast_cancer(standardize=True)
+    assert bc.x.shape == (569, 30) and set(np.unique(bc.y)) == {-1.0, 1.0}
+
+
+def _write_idx(path, array, gz):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(str(path) + (".gz" if gz else ""), "wb").write(raw)
+
+
+@pytest.mark.parametrize("loader", [data.mnist, data.fashion_mnist])
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_loaders_on_tiny_files(tmp_path, loader, gz):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 28, 28))
+    labels = np.arange(40) % 4
+    _write_idx(tmp_path / "train-images-idx3-ubyte", images, gz)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels, gz)
+    ds = loader(root=str(tmp_path), classes=(1, 2), n=10, seed=0)
+    assert ds.x.shape == (10, 784) and ds.x.max() <= 1.0
+    i = np.flatnonzero(labels == 1)
+    # every +1 row is one of the class-1 images, scaled by 1/255
+    assert all(any(np.allclose(row, images[j].ravel() / 255) for j in i) for row in ds.x[ds.y == 1])
+    with pytest.raises(ValueError, match="data.n=30"):
+        loader(root=str(tmp_path), classes=(1, 2), n=30)
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte"):
+        loader(root=str(tmp_path), classes=(1, 2), n=4, split="test")
+
+
+def test_idx_header_body_mismatch(tmp_path):
+    _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((4, 2, 2)), False)
+    with open(tmp_path / "train-images-idx3-ubyte", "ab") as f:
+        f.write(b"\0")
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(4), False)
+    with pytest.raises(ValueError, match="header says shape"):
+        data.mnist(root=str(tmp_path), n=2)
+
+
+def test_cifar10_on_tiny_batches(tmp_path):
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(1, 6):
+        batch = {b"data": rng.integers(0, 256, (10, 3072)).astype(np.uint8), b"labels": list(range(10))}
+        pickle.dump(batch, open(base / f"data_batch_{i}", "wb"))
+    ds = data.cifar10(root=str(tmp_path), classes=(3, 5), n=8, seed=0)
+    assert ds.x.shape == (8, 3072) and (ds.y == 1).sum() == 4
+    (base / "data_batch_5").unlink()
+    with pytest.raises(ValueError, match="data_batch_5"):
+        data.cifar10(root=str(tmp_path), n=8)
+
+
+def test_npz_errors_name_the_file(tmp_path):
+    f = tmp_path / "d.npz"
+    np.savez(f, x=np.ones((4, 2)), y=np.array([0, 1, 0, 1]))
+    ds = data.npz(path=str(f))
+    np.testing.assert_array_equal(ds.y, [-1, 1, -1, 1])
+    with pytest.raises(ValueError, match="no such file"):
+        data.npz(path=str(tmp_path / "missing.npz"))
+    with pytest.raises(ValueError, match="no array 'features'"):
+        data.npz(path=str(f), x_key="features")
+    np.savez(f, x=np.ones((4, 2)), y=np.array([0, 1, 0]))
+    with pytest.raises(ValueError, match="d.npz"):
+        data.npz(path=str(f))
+    np.savez(f, x=np.array([[np.nan, 1.0], [1.0, 1.0]]), y=np.array([1, -1]))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        data.npz(path=str(f))
+    np.savez(f, x=np.ones((2, 2)), y=np.array([1, 2]))
+    with pytest.raises(ValueError, match="labels must be in"):
+        data.npz(path=str(f))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: data.gaussian(n=1), "data.n=1"), (lambda: data.gaussian(d=0), "data.d=0"),
+    (lambda: data.digits(n=10000), "data.n=10000"), (lambda: data.digits(classes=(1, 1)), "two distinct"),
+    (lambda: data.gaussian(project="svd", project_dim=2), "data.project='svd'"),
+    (lambda: data.gaussian(project="pca"), "data.project_dim=None"),
+    (lambda: data.gaussian(label_noise=2.0), "data.label_noise=2.0")])
+def test_bad_dataset_options(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
