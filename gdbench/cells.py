@@ -1,0 +1,173 @@
+"""Runs → cells → tasks, and the execution of one task (DESIGN §3). No Ray here.
+
+`plan(runs)` validates every run (instantiating its catalogue objects; nothing is scheduled before
+the whole grid passes), loads each distinct dataset once, groups runs into cells (equal
+`cell_key`), splits cells into chunks and packs chunks into tasks.
+
+Task sizing rule (documented, testable): the cost of a chunk of R replicas of a cell is estimated as
+
+    seconds ≈ (T + 1) · (OVERHEAD_S + R · model.matmul_flops(1, n, d) / FLOPS)
+
+(OVERHEAD_S: the per-iteration interpreter cost of the engine, FLOPS: a conservative achieved
+matmul rate; both measured on the 2-core development machine). A cell is split into chunks of at
+most `max_replicas` replicas and at most ≈ 4·task_seconds each; consecutive chunks are then packed
+into one task until it reaches ≈ task_seconds, so tiny cells share a task and big ones are split.
+
+`run_task(task, datasets)` runs a task's chunks one after another with the engine and returns
+plain data (rows and long-format trajectory arrays), ready to cross a process boundary.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gdbench import engine, grid
+
+OVERHEAD_S = 6e-4  # seconds per engine iteration independent of the batch size
+FLOPS = 2e10  # achieved float64 matmul FLOP/s per task (one core, conservative)
+
+
+@dataclass
+class Chunk:
+    """Replicas of one cell executed as one batched tensor program."""
+
+    cell_key: str
+    data_key: str
+    runs: list  # grid.Run
+    objects: tuple  # (model, loss, algorithm) instances of the cell
+    columns: list  # per-run configuration columns
+    cost_s: float
+
+    @property
+    def chunk_id(self) -> str:
+        return grid._hash(sorted(r.run_id for r in self.runs))
+
+
+@dataclass
+class Task:
+    chunks: list
+    task_id: str = ""
+
+    @property
+    def cost_s(self) -> float:
+        return sum(c.cost_s for c in self.chunks)
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(c.runs) for c in self.chunks)
+
+
+@dataclass
+class Plan:
+    runs: list
+    datasets: dict  # data_key → (x, y)
+    tasks: list
+    n_cells: int
+    skipped: int = 0  # runs already finished (resume)
+    info: dict = field(default_factory=dict)
+
+
+def estimate_seconds(model, n: int, d: int, replicas: int, iterations: int) -> float:
+    return (iterations + 1) * (OVERHEAD_S + replicas * model.matmul_flops(1, n, d) / FLOPS)
+
+
+def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max_replicas: int = 256) -> Plan:
+    if not runs:
+        raise ValueError("the grid is empty (check grid.tie / grid.exclude)")
+    ids = [r.run_id for r in runs]
+    if len(set(ids)) != len(ids):
+        seen, dup = set(), None
+        for r in runs:
+            if r.run_id in seen:
+                dup = r
+                break
+            seen.add(r.run_id)
+        raise ValueError(f"two jobs define the same run ({' '.join(dup.overrides)}): remove the duplicate "
+                         f"sweep values")
+    datasets, names, cells = {}, {}, {}
+    for run in runs:  # validation of the whole grid first: errors name the key and the run
+        ds, model, loss, algorithm = grid.build(run)
+        datasets.setdefault(run.data_key, (ds.x, ds.y))
+        names[run.run_id] = {"dataset": ds.name, "model": model.name, "loss": loss.name,
+                             "algorithm": algorithm.name, "n": ds.n, "d": ds.d}
+        cells.setdefault(run.cell_key, (run, (model, loss, algorithm), []))[2].append(run)
+    todo_cells = 0
+    chunks = []
+    for key, (first, objects, members) in cells.items():
+        members = [r for r in members if r.run_id not in done_run_ids]
+        if not members:
+            continue
+        todo_cells += 1
+        x, _ = datasets[first.data_key]
+        T = first.config["iterations"]
+        per_replica = estimate_seconds(objects[0], *x.shape, 1, T) - estimate_seconds(objects[0], *x.shape, 0, T)
+        by_time = max(1, int((4 * task_seconds) / max(per_replica, 1e-12)))
+        size = max(1, min(max_replicas, by_time))
+        for i in range(0, len(members), size):
+            part = members[i:i + size]
+            chunks.append(Chunk(key, first.data_key, part, objects,
+                                [r.columns(names[r.run_id]) for r in part],
+                                estimate_seconds(objects[0], *x.shape, len(part), T)))
+    tasks, current = [], []
+    for ch in chunks:
+        current.append(ch)
+        if sum(c.cost_s for c in current) >= task_seconds:
+            tasks.append(Task(current))
+            current = []
+    if current:
+        tasks.append(Task(current))
+    for t in tasks:
+        t.task_id = grid._hash([c.chunk_id for c in t.chunks])
+    return Plan(runs=runs, datasets=datasets, tasks=tasks, n_cells=todo_cells,
+                skipped=sum(1 for r in runs if r.run_id in done_run_ids))
+
+
+def run_task(task: Task, datasets: dict, *, device: str = "cpu") -> list[dict]:
+    """Run every chunk of a task; one result dict per chunk. A chunk that raises is returned as
+    a failure record (error + traceback) so that the other chunks and the sweep go on."""
+    out = []
+    host = socket.gethostname()
+    for ch in task.chunks:
+        start = time.perf_counter()
+        try:
+            model, loss, algorithm = ch.objects
+            c = ch.runs[0].config
+            x, y = datasets[ch.data_key]
+            res = engine.run_cell(
+                x, y, model=model, loss=loss, algorithm=algorithm,
+                lrs=[r.lr for r in ch.runs], seeds=[r.seed for r in ch.runs], iterations=c["iterations"],
+                eps=tuple(c["eps"]), record=engine.RecordSchedule(**c["record"]), companion=c["companion"],
+                stop_loss=c["stop_loss"], device=device, dtype=c["dtype"])
+            rows = []
+            for cols, metrics in zip(ch.columns, res.run_rows()):
+                metrics.pop("lr"), metrics.pop("seed")
+                rows.append({**cols, **metrics, "error": None, "wall_time_s": res.wall_time_s / len(ch.runs)})
+            traj = res.trajectory_columns()
+            run_ids = np.array([r.run_id for r in ch.runs], dtype=object)
+            traj["run_id"] = run_ids[traj.pop("replica")]
+            out.append({"chunk_id": ch.chunk_id, "ok": True, "rows": rows, "trajectory": traj,
+                        "host": host, "pid": os.getpid(), "wall_time_s": time.perf_counter() - start})
+        except Exception as e:  # recorded, never fatal to the sweep
+            out.append({"chunk_id": ch.chunk_id, "ok": False, "run_ids": [r.run_id for r in ch.runs],
+                        "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
+                        "host": host, "pid": os.getpid(), "wall_time_s": time.perf_counter() - start})
+    return out
+
+
+def describe(p: Plan) -> str:
+    """The dry-run text: grid size, cells, tasks and the estimated cost."""
+    lines = [f"runs: {len(p.runs)} ({p.skipped} already finished, {len(p.runs) - p.skipped} to run)",
+             f"cells: {p.n_cells}   tasks: {len(p.tasks)}   datasets: {len(p.datasets)}",
+             f"estimated compute: {sum(t.cost_s for t in p.tasks):.1f} s "
+             f"(sum over tasks; divide by the number of workers)"]
+    for t in p.tasks[:20]:
+        lines.append(f"  task {t.task_id}: {len(t.chunks)} chunk(s), {t.n_runs} runs, ~{t.cost_s:.2f} s")
+    if len(p.tasks) > 20:
+        lines.append(f"  … {len(p.tasks) - 20} more tasks")
+    return "\n".join(lines)
+

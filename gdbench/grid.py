@@ -1,0 +1,163 @@
+"""Resolved job configs → runs (DESIGN §3). No Hydra import: configs arrive as plain dicts.
+
+A *run* is one (dataset, model, loss, algorithm, step size, seed, budget). Its `run_id` is a stable
+hash of everything that determines its numbers; its `cell_key` is the same hash without the step
+size and the seed, so runs with equal cell keys can share one batched tensor program.
+
+Grid shaping beyond Hydra's product (config key `grid`):
+    grid.tie      lists of keys that vary together: a job is kept only when each tied key's value
+                  sits at the same position in its sweep list (e.g. [[data.n, data.d]])
+    grid.exclude  list of {key: value} dicts; a job whose overrides match every pair of one
+                  entry is dropped (e.g. {model: linear, model.width: 64})
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+from hydra.utils import instantiate  # instantiate only: no Hydra app state is touched here
+
+SECTIONS = ("data", "model", "loss", "algorithm")
+RUN_KEYS = ("seed", "iterations", "eps", "record", "companion", "stop_loss", "dtype")
+SCALAR_KEYS = ("algorithm.lr", "seed")  # what varies inside a cell
+
+
+def _hash(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Run:
+    config: dict  # the sections and RUN_KEYS, plain data
+    overrides: list = field(default_factory=list)  # the Hydra overrides that made this job
+
+    @property
+    def run_id(self) -> str:
+        return _hash(self.config)
+
+    @property
+    def cell_key(self) -> str:
+        c = json.loads(json.dumps(self.config, default=str))
+        c["algorithm"].pop("lr", None)
+        c.pop("seed", None)
+        return _hash(c)
+
+    @property
+    def data_key(self) -> str:
+        return _hash(self.config["data"])
+
+    @property
+    def lr(self) -> float:
+        return float(self.config["algorithm"]["lr"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def columns(self, names: dict) -> dict:
+        """The configuration as columns of the runs table (DESIGN §4): short names (`names` gives
+        the catalogue names of dataset, model, loss and algorithm), then every section key
+        flattened as `section.key`."""
+        c = self.config
+        out = {"run_id": self.run_id, "cell_id": self.cell_key, **names,
+               "activation": c["model"].get("activation", "identity" if names["model"] == "linear" else None),
+               "width": c["model"].get("width"), "lr": self.lr, "seed": self.seed,
+               "iterations": c["iterations"], "companion": bool(c["companion"]), "dtype": c["dtype"]}
+        for section in SECTIONS:
+            for k, v in c[section].items():
+                if k != "_target_":
+                    out[f"{section}.{k}"] = v if isinstance(v, (int, float, str, bool, type(None))) else json.dumps(v)
+        return out
+
+
+def run_from_config(cfg: dict, overrides=()) -> Run:
+    """Pick the run-defining parts out of one resolved job config (a plain dict)."""
+    missing = [k for k in SECTIONS + RUN_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(f"config: missing keys {missing}")
+    config = {k: cfg[k] for k in SECTIONS + RUN_KEYS}
+    return Run(config=config, overrides=list(overrides))
+
+
+def build(run: Run):
+    """Instantiate the run's catalogue objects; a ValueError names the key and the run."""
+    try:
+        _check_run_keys(run.config)
+        ds = instantiate(run.config["data"])
+        model = instantiate(run.config["model"])
+        loss = instantiate(run.config["loss"])
+        algorithm = instantiate(run.config["algorithm"])
+    except Exception as e:  # instantiate wraps errors; surface the root cause with the run
+        root = e
+        while root.__cause__ is not None:
+            root = root.__cause__
+        raise ValueError(f"{root} (in run {' '.join(run.overrides) or run.run_id})") from e
+    if run.config["companion"]:
+        if algorithm.name != "gd":
+            raise ValueError(f"companion=true needs algorithm=gd, got {algorithm.name!r} "
+                             f"(in run {' '.join(run.overrides) or run.run_id})")
+        if model.homogeneity != 1:
+            raise ValueError(f"companion=true needs a model 1-homogeneous in its trained parameters; "
+                             f"{model.name} with these options has homogeneity {model.homogeneity} "
+                             f"(in run {' '.join(run.overrides) or run.run_id})")
+    return ds, model, loss, algorithm
+
+
+def _check_run_keys(c: dict) -> None:
+    it = c["iterations"]
+    if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+        raise ValueError(f"iterations={it!r}: expected an integer ≥ 0")
+    if isinstance(c["seed"], bool) or not isinstance(c["seed"], int):
+        raise ValueError(f"seed={c['seed']!r}: expected an integer")
+    lr = c["algorithm"].get("lr")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"algorithm.lr={lr!r}: expected a finite step size > 0")
+    for e in c["eps"]:
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not (e > 0 and math.isfinite(e)):
+            raise ValueError(f"eps: {e!r} is not a finite number > 0")
+    if c["dtype"] not in ("float64", "float32"):
+        raise ValueError(f"dtype={c['dtype']!r}: expected float64 or float32")
+    if c["stop_loss"] is not None and not (isinstance(c["stop_loss"], (int, float)) and c["stop_loss"] > 0):
+        raise ValueError(f"stop_loss={c['stop_loss']!r}: expected null or a number > 0")
+    rec = c["record"]
+    for k in ("dense", "log_points"):
+        if isinstance(rec.get(k), bool) or not isinstance(rec.get(k), int) or rec[k] < 0:
+            raise ValueError(f"record.{k}={rec.get(k)!r}: expected an integer ≥ 0")
+
+
+def shape_grid(jobs: list[list[str]], tie=(), exclude=()) -> list[list[str]]:
+    """Apply grid.tie and grid.exclude to the sweeper's job override lists (in sweep order)."""
+    values: dict[str, list[str]] = {}
+    for job in jobs:
+        for o in job:
+            k, _, v = o.partition("=")
+            k = k.lstrip("+~")
+            values.setdefault(k, [])
+            if v not in values[k]:
+                values[k].append(v)
+    for group in tie:
+        group = list(group)
+        for k in group:
+            if k not in values:
+                raise ValueError(f"grid.tie: key {k!r} is not swept (swept keys: {sorted(values)})")
+        lengths = {k: len(values[k]) for k in group}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"grid.tie: tied keys must sweep the same number of values, got {lengths}")
+    for entry in exclude:
+        for k in entry:
+            if k not in values:
+                raise ValueError(f"grid.exclude: key {k!r} is not swept (swept keys: {sorted(values)})")
+
+    def keep(job):
+        chosen = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in job}
+        for group in tie:
+            if len({values[k].index(chosen[k]) for k in group}) > 1:
+                return False
+        for entry in exclude:
+            if all(chosen.get(k) == str(v) for k, v in entry.items()):
+                return False
+        return True
+
+    return [job for job in jobs if keep(job)]

@@ -1,0 +1,162 @@
+"""Hydra's multirun → one batched sweep (DESIGN §3).
+
+`GdbenchLauncher` is a Hydra launcher (registered as `hydra/launcher=gdbench` by the plugin in
+hydra_plugins/): instead of running N jobs, it composes each job's config, turns them into runs,
+validates the whole grid, and executes it as one sweep — cells, Ray tasks, one results directory
+(`hydra.sweep.dir`). `execute` is the sweep itself, shared with the single-run path of the CLI.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.plugins.launcher import Launcher
+from omegaconf import OmegaConf, open_dict
+
+import gdbench
+from gdbench import cells, grid
+from gdbench.store import Store
+
+log = logging.getLogger("gdbench")
+
+SWEEP_LEVEL = ("cluster", "resources", "device", "plan", "report", "task_seconds", "max_replicas",
+               "progress", "grid")
+
+
+class SweepFailed(RuntimeError):
+    pass
+
+
+def job_config(cfg) -> dict:
+    """A job's resolved config as plain data, without the `hydra` node."""
+    with open_dict(cfg):
+        return {k: (OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k])
+                for k in cfg if k != "hydra"}
+
+
+def execute(runs: list, settings: dict, sweep_dir, overrides=(), in_process: bool = False) -> dict:
+    """Validate and plan every run, then run what is not finished yet, into `sweep_dir`."""
+    t0 = time.perf_counter()
+    store = Store(sweep_dir)
+    p = cells.plan(runs, done_run_ids=store.finished_run_ids(), task_seconds=settings["task_seconds"],
+                   max_replicas=settings["max_replicas"])
+    planning_s = time.perf_counter() - t0
+    print(cells.describe(p))
+    if settings["plan"]:
+        return {"planned": len(p.runs)}
+    res = resources = settings["resources"]
+    cluster = settings["cluster"]
+    if p.tasks and not in_process:
+        from gdbench import scheduler  # Ray is imported only when a sweep is scheduled
+        res = scheduler.run(p, store, address=cluster.get("address"), num_cpus=resources["num_cpus"],
+                            num_gpus=resources["num_gpus"], device=settings["device"],
+                            local_num_cpus=cluster.get("num_cpus"), object_store_mb=cluster["object_store_mb"],
+                            ship_code=cluster.get("ship_code", False), progress=settings["progress"])
+    elif p.tasks:  # the single-run path: no Ray, the engine in this process
+        s = time.perf_counter()
+        for task in p.tasks:
+            for r in cells.run_task(task, p.datasets, device=settings["device"]):
+                extra = {"node_id": None, "host": r["host"], "task_id": task.task_id}
+                (store.write_chunk if r["ok"] else store.write_failure)(r, extra)
+        res = {"timings": {"compute_s": time.perf_counter() - s}, "nodes": []}
+    else:
+        res = {"timings": {}, "nodes": []}
+    runs_df = store.collect()
+    failures = [f for f in store.failures() if not set(f["run_ids"]) <= set(runs_df.get("run_id", []))]
+    res["timings"]["planning_s"] = planning_s
+    store.write_provenance(_provenance(settings, overrides, res, len(p.runs), p.skipped))
+    print(f"\nresults: {store.root}  ({len(runs_df)} of {len(p.runs)} runs finished)")
+    if len(runs_df):
+        print(summary_table(runs_df))
+    if settings.get("report") and len(runs_df):
+        try:
+            from gdbench import report  # noqa: F401  (the report stage, when present)
+            report.build(store.root, echo=True)
+        except ImportError:
+            pass
+    if failures:
+        raise SweepFailed(f"{len(failures)} chunk(s) failed ({sum(len(f['run_ids']) for f in failures)} runs); "
+                          f"see {store.root / 'failures.jsonl'}. Re-run the same command to retry them.")
+    return res
+
+
+def summary_table(runs) -> str:
+    """A short terminal summary: per model, algorithm and step size, over seeds."""
+    keys = [k for k in ("dataset", "model", "algorithm", "lr") if k in runs]
+    g = runs.groupby(keys, dropna=False)
+    table = g.agg(runs=("run_id", "size"), separated=("t_sep", lambda s: s.notna().mean()),
+                  t_sep_median=("t_sep", "median"), final_loss=("final_loss", "median"),
+                  diverged=("status", lambda s: (s == "diverged").sum()))
+    return table.to_string(float_format=lambda v: f"{v:.3g}")
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(gdbench.__file__).parent,
+                              capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except Exception:
+        return None
+
+
+def _provenance(settings, overrides, res, n_runs, skipped) -> dict:
+    import numpy
+    import pandas
+    import torch
+    try:
+        import ray
+        ray_version = ray.__version__
+    except ImportError:
+        ray_version = None
+    return {"gdbench": gdbench.__version__, "git_commit": _git_commit(), "python": sys.version,
+            "torch": torch.__version__, "ray": ray_version, "numpy": numpy.__version__,
+            "pandas": pandas.__version__, "host": socket.gethostname(), "platform": platform.platform(),
+            "device": settings["device"], "cuda": torch.cuda.is_available() and torch.cuda.get_device_name(0),
+            "argv": sys.argv, "overrides": list(overrides), "settings": settings, "n_runs": n_runs,
+            "skipped_finished": skipped, "result": res, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def settings_of(cfg: dict) -> dict:
+    return {k: cfg.get(k) for k in SWEEP_LEVEL}
+
+
+class GdbenchLauncher(Launcher):
+    def __init__(self) -> None:
+        self.config = self.hydra_context = self.task_function = None
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides, initial_job_idx):
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        base = job_config(self.config)
+        g = base.get("grid") or {}
+        jobs = grid.shape_grid([list(o) for o in job_overrides], tie=g.get("tie") or (),
+                               exclude=g.get("exclude") or ())
+        runs, returns = [], []
+        for idx, overrides in enumerate(jobs):
+            for o in overrides:
+                key = o.partition("=")[0].lstrip("+~")
+                if key.split(".")[0] in SWEEP_LEVEL and key.split(".")[0] != "grid":
+                    raise ValueError(f"{key}: sweep-level settings cannot vary within a sweep "
+                                     f"(got {o!r}); run separate sweeps instead")
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(cfg):
+                cfg.hydra.job.id = cfg.hydra.job.num = initial_job_idx + idx
+            runs.append(grid.run_from_config(job_config(cfg), filter_overrides(overrides)))
+            ret = JobReturn(overrides=list(overrides), cfg=cfg, hydra_cfg=cfg, working_dir=str(sweep_dir),
+                            task_name=cfg.hydra.job.name, status=JobStatus.COMPLETED)
+            ret.return_value = runs[-1].run_id
+            returns.append(ret)
+        log.info(f"gdbench: {len(job_overrides)} Hydra jobs → {len(runs)} runs after grid.tie/exclude")
+        execute(runs, settings_of(base), sweep_dir, overrides=sys.argv[1:])
+        return returns

@@ -1,0 +1,144 @@
+"""Cells → Ray tasks → store. The only module that imports Ray (DESIGN §3).
+
+Embedded local Ray by default (`cluster.address: null`), or an existing cluster by address.
+Workers get their environment at start (RUNBOOK: glibc allocator settings that keep freed tensors
+mapped, and as many intra-op threads as the task has CPUs). Datasets are `ray.put` once by the
+driver, so workers need no files; results come back to the driver, which alone writes the store,
+so no shared filesystem is needed. Code reaches workers through the installed package (the same
+environment on every node), or, with `cluster.ship_code: true`, through Ray's runtime environment
+(`py_modules` = this gdbench package).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import ray
+from tqdm import tqdm
+
+import gdbench
+from gdbench import cells
+
+WORKER_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": "1000000000",
+    "MALLOC_TRIM_THRESHOLD_": "100000000000",
+    "MALLOC_TOP_PAD_": "1000000000",
+}
+
+
+def _execute(task, device, num_threads, keys, *arrays):
+    """The Ray task body: run a task's chunks with the engine; plain data back."""
+    import torch
+    torch.set_num_threads(max(1, int(num_threads)))
+    out = cells.run_task(task, dict(zip(keys, arrays)), device=device)
+    node = ray.get_runtime_context().get_node_id()
+    for r in out:
+        r["node_id"] = node
+    return out
+
+
+def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, ship_code: bool,
+          num_threads: int) -> dict:
+    env = {"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(num_threads)}}
+    if ship_code:
+        env["py_modules"] = [str(Path(gdbench.__file__).parent)]
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 2**20, include_dashboard=False,
+                 runtime_env=env, log_to_driver=False)
+    return ray.cluster_resources()
+
+
+def run(plan: cells.Plan, store, *, address=None, num_cpus: float = 1, num_gpus: float = 0.0,
+        device: str = "cpu", local_num_cpus: int | None = None, object_store_mb: int = 512,
+        ship_code: bool = False, max_in_flight: int | None = None, progress: bool = True,
+        extra_columns: dict | None = None) -> dict:
+    """Schedule every task of `plan`, write each finished chunk to `store` as it arrives.
+    Returns timings and counts. Ctrl-C cancels what is in flight; finished chunks stay."""
+    timings = {}
+    t0 = time.perf_counter()
+    resources = start(address, num_cpus=local_num_cpus, object_store_mb=object_store_mb,
+                      ship_code=ship_code, num_threads=max(1, int(num_cpus)))
+    timings["ray_start_s"] = time.perf_counter() - t0
+    try:
+        if device.startswith("cuda"):
+            if resources.get("GPU", 0) <= 0:
+                raise ValueError(f"device={device!r}: the Ray cluster has no GPU "
+                                 f"(resources: {dict(resources)}); use device=cpu or a GPU cluster")
+            if num_gpus <= 0:
+                num_gpus = 1.0
+        elif num_gpus > 0:
+            raise ValueError(f"resources.num_gpus={num_gpus} with device={device!r}: GPUs are only requested "
+                             f"for device=cuda")
+        if num_cpus > resources.get("CPU", 0):
+            raise ValueError(f"resources.num_cpus={num_cpus}: no node of this cluster has that many CPUs "
+                             f"(cluster CPUs: {resources.get('CPU', 0)})")
+        return _drain(plan, store, resources, timings, t0, num_cpus=num_cpus, num_gpus=num_gpus,
+                      device=device, max_in_flight=max_in_flight, progress=progress,
+                      extra_columns=extra_columns or {})
+    finally:
+        ray.shutdown()
+
+
+def _drain(plan, store, resources, timings, t0, *, num_cpus, num_gpus, device, max_in_flight, progress,
+           extra_columns):
+    t1 = time.perf_counter()
+    refs = {k: ray.put(v) for k, v in plan.datasets.items()}
+    remote = ray.remote(_execute)
+    limit = max_in_flight or max(2, int(2 * resources.get("CPU", 1) / max(num_cpus, 1e-9)))
+    pending = list(plan.tasks)
+    in_flight: dict = {}
+    done_runs = failed_chunks = 0
+    store_s = compute_s = 0.0
+    nodes = set()
+    bar = tqdm(total=sum(t.n_runs for t in plan.tasks), unit="run", disable=not progress,
+               desc="gdbench", dynamic_ncols=True)
+    try:
+        while pending or in_flight:
+            while pending and len(in_flight) < limit:
+                task = pending.pop(0)
+                keys = sorted({c.data_key for c in task.chunks})
+                ref = remote.options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=3,
+                                     name=f"gdbench-task-{task.task_id}").remote(
+                    task, device, num_cpus, keys, *[refs[k] for k in keys])
+                in_flight[ref] = task
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                task = in_flight.pop(ref)
+                try:
+                    results = ray.get(ref)
+                except Exception as e:  # the task itself was lost after its retries
+                    results = [{"chunk_id": c.chunk_id, "ok": False, "run_ids": [r.run_id for r in c.runs],
+                                "error": f"{type(e).__name__}: {e}", "traceback": "", "host": None,
+                                "pid": None, "node_id": None, "wall_time_s": 0.0} for c in task.chunks]
+                s = time.perf_counter()
+                for r in results:
+                    extra = {"node_id": r.get("node_id"), "host": r.get("host"), "task_id": task.task_id,
+                             **extra_columns}
+                    compute_s += r["wall_time_s"]
+                    if r["ok"]:
+                        store.write_chunk(r, extra)
+                        done_runs += len(r["rows"])
+                        nodes.add(r.get("node_id"))
+                    else:
+                        store.write_failure(r, extra)
+                        failed_chunks += 1
+                    bar.update(len(r["rows"]) if r["ok"] else len(r["run_ids"]))
+                store_s += time.perf_counter() - s
+                bar.set_postfix(failed=failed_chunks)
+    except KeyboardInterrupt:
+        for ref in in_flight:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        bar.close()
+    timings.update({"schedule_and_compute_wall_s": time.perf_counter() - t1, "store_s": store_s,
+                    "worker_compute_s": compute_s, "total_s": time.perf_counter() - t0})
+    return {"timings": timings, "done_runs": done_runs, "failed_chunks": failed_chunks,
+            "nodes": sorted(n for n in nodes if n), "resources": dict(resources)}
+
+
+def local_cpu_count() -> int:
+    return os.cpu_count() or 1
