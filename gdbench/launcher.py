@@ -142,21 +142,23 @@ class GdbenchLauncher(Launcher):
         g = base.get("grid") or {}
         jobs = grid.shape_grid([list(o) for o in job_overrides], tie=g.get("tie") or (),
                                exclude=g.get("exclude") or ())
-        runs, returns = [], []
+        runs, returns, settings = [], [], None
         for idx, overrides in enumerate(jobs):
-            for o in overrides:
-                key = o.partition("=")[0].lstrip("+~")
-                if key.split(".")[0] in SWEEP_LEVEL and key.split(".")[0] != "grid":
-                    raise ValueError(f"{key}: sweep-level settings cannot vary within a sweep "
-                                     f"(got {o!r}); run separate sweeps instead")
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(cfg):
                 cfg.hydra.job.id = cfg.hydra.job.num = initial_job_idx + idx
-            runs.append(grid.run_from_config(job_config(cfg), filter_overrides(overrides)))
+            c = job_config(cfg)
+            if settings is None:
+                settings = settings_of(c)
+            for key in SWEEP_LEVEL:  # one sweep = one set of sweep-level settings
+                if settings_of(c)[key] != settings[key]:
+                    raise ValueError(f"{key}: a sweep-level setting cannot vary within a sweep "
+                                     f"({settings[key]!r} vs {settings_of(c)[key]!r}); run separate sweeps")
+            runs.append(grid.run_from_config(c, filter_overrides(overrides)))
             ret = JobReturn(overrides=list(overrides), cfg=cfg, hydra_cfg=cfg, working_dir=str(sweep_dir),
                             task_name=cfg.hydra.job.name, status=JobStatus.COMPLETED)
             ret.return_value = runs[-1].run_id
             returns.append(ret)
         log.info(f"gdbench: {len(job_overrides)} Hydra jobs → {len(runs)} runs after grid.tie/exclude")
-        execute(runs, settings_of(base), sweep_dir, overrides=sys.argv[1:])
+        execute(runs, settings or settings_of(base), sweep_dir, overrides=sys.argv[1:])
         return returns
