@@ -1,0 +1,97 @@
+"""Engine throughput against the naive loop (autograd, one run at a time, same runs, same dtype).
+
+    .venv/bin/python benchmarks/engine.py [device=cpu|cuda] [scale=1.0]
+
+Prints, per case: replica-iterations per second of the engine and of the naive loop, the speed-up,
+achieved GFLOP/s (2·multiply-adds of the matrix products only) against the float64 matmul peak
+measured here, peak memory, and the largest relative difference between engine and naive results
+(final parameters). `scale` < 1 shortens the naive loop (it times a fraction of the runs).
+Sets the glibc allocator variables of the RUNBOOK by re-executing itself (as the Ray workers do).
+"""
+import os
+import resource
+import sys
+import time
+
+if "MALLOC_MMAP_THRESHOLD_" not in os.environ:  # as the scheduler's workers: set at process start
+    from gdbench.scheduler import WORKER_ENV
+    os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **WORKER_ENV})
+
+import numpy as np
+import torch
+
+from gdbench import algorithms, data, engine, losses, models, reference
+
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+DEVICE = args.get("device", "cpu")
+SCALE = float(args.get("scale", "1.0"))
+
+
+def matmul_peak(device):
+    a = torch.randn(2048, 2048, dtype=torch.float64, device=device)
+    for _ in range(2):
+        a @ a
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(5):
+        a @ a
+    sync(device)
+    return 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9
+
+
+def sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def case(name, ds, model, R, T):
+    lrs = np.repeat(np.logspace(-2, 3, max(R // 8, 1)), 8)[:R]
+    seeds = np.tile(np.arange(8), R // 8 + 1)[:R]
+    kw = dict(model=model, loss=losses.Logistic(), algorithm=algorithms.GD())
+    engine.run_cell(ds.x, ds.y, lrs=lrs[:2], seeds=seeds[:2], iterations=5, device=DEVICE, **kw)  # warm-up
+    sync(DEVICE)
+    t = time.perf_counter()
+    res = engine.run_cell(ds.x, ds.y, lrs=lrs, seeds=seeds, iterations=T, device=DEVICE, keep_params=True,
+                          record=engine.RecordSchedule(dense=100, log_points=100), **kw)
+    sync(DEVICE)
+    t_engine = time.perf_counter() - t
+    n_naive = max(1, int(round(R * SCALE)))
+    t = time.perf_counter()
+    worst = 0.0
+    for r in range(n_naive):
+        ref = reference.run_one(ds.x, ds.y, lr=lrs[r], seed=int(seeds[r]), iterations=T, **kw)
+        for k, v in ref["params"].items():
+            e = res.final_params[k][r]
+            worst = max(worst, float(np.max(np.abs(e - v)) / max(np.max(np.abs(v)), 1e-300)))
+    t_naive = (time.perf_counter() - t) * R / n_naive
+    n, d = ds.x.shape
+    gflops = model.matmul_flops(R, n, d) * T / t_engine / 1e9
+    return dict(case=name, R=R, T=T, engine_rips=R * T / t_engine, naive_rips=R * T / t_naive,
+                speedup=t_naive / t_engine, gflops=gflops, max_rel_diff=worst)
+
+
+def main():
+    torch.set_num_threads(os.cpu_count() if DEVICE == "cpu" else 1)
+    peak = matmul_peak(DEVICE)
+    print(f"device={DEVICE} threads={torch.get_num_threads()} float64 matmul peak: {peak:.1f} GFLOP/s")
+    small = data.gaussian(n=100, d=50, margin=0.05, seed=0)
+    medium = data.gaussian(n=1000, d=100, margin=0.05, seed=0)
+    rows = [
+        case("(a) linear n=100 d=50", small, models.Linear(), 256, 2000),
+        case("(a) two-layer relu m=32", small, models.TwoLayer(width=32, activation="relu"), 256, 2000),
+        case("(b) linear n=1000 d=100", medium, models.Linear(), 32, 1000),
+        case("(b) two-layer relu m=100", medium, models.TwoLayer(width=100, activation="relu"), 32, 1000),
+        case("(b) two-layer tanh m=100", medium, models.TwoLayer(width=100, activation="tanh"), 32, 1000),
+    ]
+    print(f"{'case':28} {'R':>4} {'T':>5} {'engine r-it/s':>14} {'naive r-it/s':>13} {'speed-up':>9} "
+          f"{'GFLOP/s':>8} {'% peak':>7} {'max rel diff':>13}")
+    for r in rows:
+        print(f"{r['case']:28} {r['R']:4d} {r['T']:5d} {r['engine_rips']:14.0f} {r['naive_rips']:13.0f} "
+              f"{r['speedup']:8.1f}x {r['gflops']:8.2f} {100 * r['gflops'] / peak:6.1f}% {r['max_rel_diff']:13.2e}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    print(f"peak resident memory: {rss:.0f} MiB" + (
+        f"; peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if DEVICE.startswith("cuda") else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Sweep overhead and scaling, through the real CLI.
+
+    .venv/bin/python benchmarks/sweep.py
+
+1. A 200-run grid (linear, n=200, d=50, 500 iterations, 20 step sizes × 10 seeds): wall time of
+   `gdbench -m …` (one batched sweep on embedded Ray) against Hydra's basic launcher running the
+   same 200 runs one job at a time through gdbench's single-run path (`hydra/launcher=basic`).
+2. The split of gdbench's wall time (from provenance.json): Ray start, planning, store writes,
+   scheduling, worker compute — on a compute-heavy grid (two-layer networks, ≥ 30 s of compute).
+3. Throughput of that grid with 1 worker versus 2 (`cluster.num_cpus=1` vs 2).
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent / "gdbench"
+LRS = ",".join(f"{v:.4g}" for v in [10 ** (-2 + 5 * i / 19) for i in range(20)])
+SMALL = ["-m", "model=linear", "data.n=200", "data.d=50", "iterations=500", f"algorithm.lr={LRS}",
+         "seed=range(10)", "report=false", "progress=false"]
+HEAVY = ["-m", "model=two_layer", "model.width=128", "data.n=500", "data.d=50", "iterations=3000",
+         "algorithm.lr=0.01,0.1,1,10,100,1000", "seed=range(8)", "report=false", "progress=false",
+         "task_seconds=2", "max_replicas=8"]
+
+
+def run(args, cwd):
+    env = dict(os.environ, RAY_TMPDIR=tempfile.mkdtemp(prefix="gdb", dir="/tmp"))
+    t = time.perf_counter()
+    out = subprocess.run([str(BIN), *args], cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if out.returncode != 0:
+        sys.exit(f"failed: {' '.join(args)}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return wall
+
+
+def timings(sweep):
+    return json.loads((Path(sweep) / "provenance.json").read_text())["sessions"][-1]["result"]["timings"]
+
+
+def main():
+    tmp = Path(tempfile.mkdtemp(prefix="gdbench-bench-"))
+    t_gd = run(SMALL + ["hydra.sweep.dir=batched"], tmp)
+    t_basic = run(SMALL + ["hydra/launcher=basic", "hydra.sweep.dir=basic"], tmp)
+    print(f"1. 200-run grid: gdbench -m {t_gd:.1f} s   basic launcher {t_basic:.1f} s   "
+          f"speed-up {t_basic / t_gd:.1f}x")
+    split = timings(tmp / "batched")
+    print("   split (s): " + ", ".join(f"{k}={v:.2f}" for k, v in split.items()))
+
+    walls = {}
+    for workers in (1, 2):
+        walls[workers] = run(HEAVY + [f"cluster.num_cpus={workers}", f"hydra.sweep.dir=heavy{workers}"], tmp)
+        s = timings(tmp / f"heavy{workers}")
+        after_start = walls[workers] - s["ray_start_s"]
+        overhead = s["store_s"] + max(0.0, s["schedule_and_compute_wall_s"] - s["worker_compute_s"] / workers)
+        print(f"2. heavy grid, {workers} worker(s): wall {walls[workers]:.1f} s; " +
+              ", ".join(f"{k}={v:.2f}" for k, v in s.items()) +
+              f"; scheduling+store ≈ {overhead:.2f} s = {100 * overhead / after_start:.1f}% of wall after Ray start")
+    print(f"3. 2 workers vs 1: {walls[1] / walls[2]:.2f}x (wall incl. Ray start); "
+          f"compute-phase ratio {timings(tmp / 'heavy1')['schedule_and_compute_wall_s'] / timings(tmp / 'heavy2')['schedule_and_compute_wall_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
