@@ -229,11 +229,10 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
         t += 1
 
     # The final state: the last iterate of live replicas, the last finite one of diverged ones.
-    z = Y * model.forward(trained, fixed, X)[0]
-    c = algorithm.coefficients(z, Y, loss)
-    final = {k: v.cpu().numpy() for k, v in
-             evaluate(z, model.vjp(trained, fixed, X, c, model.forward(trained, fixed, X)[1]),
-                      algorithm.grad_scale(z, loss)).items()}
+    g, cache = model.forward(trained, fixed, X)
+    z = Y * g
+    D = model.vjp(trained, fixed, X, algorithm.coefficients(z, Y, loss), cache)
+    final = {k: v.cpu().numpy() for k, v in evaluate(z, D, algorithm.grad_scale(z, loss)).items()}
     out = metrics.finalize()
     out["final_log_loss"] = final["log_loss"]
     with np.errstate(over="ignore"):

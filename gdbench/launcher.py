@@ -52,7 +52,7 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=(), in_process: boo
     print(cells.describe(p))
     if settings["plan"]:
         return {"planned": len(p.runs)}
-    res = resources = settings["resources"]
+    resources = settings["resources"]
     cluster = settings["cluster"]
     if p.tasks and not in_process:
         from gdbench import scheduler  # Ray is imported only when a sweep is scheduled

@@ -10,7 +10,6 @@ environment on every node), or, with `cluster.ship_code: true`, through Ray's ru
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -139,6 +138,3 @@ def _drain(plan, store, resources, timings, t0, *, num_cpus, num_gpus, device, m
     return {"timings": timings, "done_runs": done_runs, "failed_chunks": failed_chunks,
             "nodes": sorted(n for n in nodes if n), "resources": dict(resources)}
 
-
-def local_cpu_count() -> int:
-    return os.cpu_count() or 1
