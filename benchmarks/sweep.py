@@ -20,9 +20,9 @@ from pathlib import Path
 BIN = Path(sys.executable).parent / "gdbench"
 LRS = ",".join(f"{v:.4g}" for v in [10 ** (-2 + 5 * i / 19) for i in range(20)])
 SMALL = ["-m", "model=linear", "data.n=200", "data.d=50", "iterations=500", f"algorithm.lr={LRS}",
-         "seed=range(10)", "report=false", "progress=false"]
+         "seed=range(10)", "report.enabled=false", "progress=false"]
 HEAVY = ["-m", "model=two_layer", "model.width=128", "data.n=500", "data.d=50", "iterations=3000",
-         "algorithm.lr=0.01,0.1,1,10,100,1000", "seed=range(8)", "report=false", "progress=false",
+         "algorithm.lr=0.01,0.1,1,10,100,1000", "seed=range(8)", "report.enabled=false", "progress=false",
          "task_seconds=2", "max_replicas=8"]
 
 

@@ -4,6 +4,7 @@
     gdbench -m [sweep overrides]    one batched sweep on Ray (GdbenchLauncher), into hydra.sweep.dir
     gdbench experiment=<name>       a named study from conf/experiment/ (they declare their grid)
     gdbench-collect <sweep_dir>     rebuild runs.parquet from the finished chunks and summarize
+    gdbench-report <sweep_dir>      tables, figures and index into <sweep_dir>/report/
 """
 from __future__ import annotations
 
@@ -38,3 +39,42 @@ def collect(argv=None) -> None:
     print(f"{args[0]}: {len(runs)} finished runs")
     if len(runs):
         print(summary_table(runs))
+
+
+def report(argv=None) -> None:
+    """`gdbench-report <sweep_dir> [options]`: defaults come from the sweep's own `report` settings
+    (its provenance), so the report of a sweep rebuilds as it was configured."""
+    import argparse
+    import json
+
+    from gdbench import report as report_stage
+    from gdbench.launcher import report_options
+    ap = argparse.ArgumentParser(prog="gdbench-report", description=report.__doc__)
+    ap.add_argument("sweep_dir", help="a gdbench sweep directory (finished, running or interrupted)")
+    ap.add_argument("--group-by", help="comma-separated runs-table columns (default: every swept key)")
+    ap.add_argument("--rate-t0", type=int, help="start of the rate-fit window is max(tau, t0)")
+    ap.add_argument("--bootstrap", type=int, help="bootstrap resamples for exponent intervals")
+    ap.add_argument("--no-figures", action="store_true", help="tables only")
+    ap.add_argument("--quiet", action="store_true", help="do not print the tables")
+    args = ap.parse_args(argv)
+    root = Path(args.sweep_dir)
+    if not (root / "runs").is_dir():
+        sys.exit(f"gdbench-report: {root} is not a gdbench sweep directory (no runs/ folder)")
+    rep = {}
+    prov = root / "provenance.json"
+    if prov.exists():
+        rep = ((json.loads(prov.read_text())["sessions"][-1].get("settings") or {}).get("report")) or {}
+        rep = rep if isinstance(rep, dict) else {}
+    opts = report_options(rep)
+    if args.group_by:
+        opts["by"] = [c.strip() for c in args.group_by.split(",") if c.strip()]
+    if args.rate_t0 is not None:
+        opts["t0"] = args.rate_t0
+    if args.bootstrap is not None:
+        opts["n_boot"] = args.bootstrap
+    if args.no_figures:
+        opts["make_figures"] = False
+    try:
+        report_stage.build(root, **opts, echo=not args.quiet)
+    except (KeyError, FileNotFoundError) as e:
+        sys.exit(f"gdbench-report: {e}")

@@ -52,6 +52,7 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=(), in_process: boo
     print(cells.describe(p))
     if settings["plan"]:
         return {"planned": len(p.runs)}
+    store.write_plan([r.run_id for r in p.runs])
     resources = settings["resources"]
     cluster = settings["cluster"]
     if p.tasks and not in_process:
@@ -63,9 +64,13 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=(), in_process: boo
     elif p.tasks:  # the single-run path: no Ray, the engine in this process
         s = time.perf_counter()
         for task in p.tasks:
+            columns_of = {c.chunk_id: c.columns for c in task.chunks}
             for r in cells.run_task(task, p.datasets, device=settings["device"]):
                 extra = {"node_id": None, "host": r["host"], "task_id": task.task_id}
-                (store.write_chunk if r["ok"] else store.write_failure)(r, extra)
+                if r["ok"]:
+                    store.write_chunk(r, extra)
+                else:
+                    store.write_failure(r, extra, columns=columns_of[r["chunk_id"]])
         res = {"timings": {"compute_s": time.perf_counter() - s}, "nodes": []}
     else:
         res = {"timings": {}, "nodes": []}
@@ -76,16 +81,24 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=(), in_process: boo
     print(f"\nresults: {store.root}  ({len(runs_df)} of {len(p.runs)} runs finished)")
     if len(runs_df):
         print(summary_table(runs_df))
-    if settings.get("report") and len(runs_df):
+    rep = settings.get("report") or {}
+    if rep.get("enabled") and len(runs_df):
+        from gdbench import report  # pandas/matplotlib stage, imported only when used
         try:
-            from gdbench import report  # noqa: F401  (the report stage, when present)
-            report.build(store.root, echo=True)
-        except ImportError:
-            pass
+            report.build(store.root, **report_options(rep), echo=True)
+        except Exception as e:  # a report problem never loses the results: they are on disk
+            log.error(f"report failed ({type(e).__name__}: {e}); the results are intact — "
+                      f"rerun with `gdbench-report {store.root}`")
     if failures:
         raise SweepFailed(f"{len(failures)} chunk(s) failed ({sum(len(f['run_ids']) for f in failures)} runs); "
                           f"see {store.root / 'failures.jsonl'}. Re-run the same command to retry them.")
     return res
+
+
+def report_options(rep: dict) -> dict:
+    """The `report` config node → keyword arguments of report.build."""
+    return {"by": rep.get("group_by"), "t0": rep.get("rate_t0", 10), "n_boot": rep.get("bootstrap", 1000),
+            "columns": rep.get("columns") or {}, "make_figures": rep.get("figures", True)}
 
 
 def summary_table(runs) -> str:

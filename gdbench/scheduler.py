@@ -113,6 +113,7 @@ def _drain(plan, store, resources, timings, t0, *, num_cpus, num_gpus, device, m
                                 "error": f"{type(e).__name__}: {e}", "traceback": "", "host": None,
                                 "pid": None, "node_id": None, "wall_time_s": 0.0} for c in task.chunks]
                 s = time.perf_counter()
+                columns_of = {c.chunk_id: c.columns for c in task.chunks}
                 for r in results:
                     extra = {"node_id": r.get("node_id"), "host": r.get("host"), "task_id": task.task_id,
                              **extra_columns}
@@ -122,7 +123,7 @@ def _drain(plan, store, resources, timings, t0, *, num_cpus, num_gpus, device, m
                         done_runs += len(r["rows"])
                         nodes.add(r.get("node_id"))
                     else:
-                        store.write_failure(r, extra)
+                        store.write_failure(r, extra, columns=columns_of[r["chunk_id"]])
                         failed_chunks += 1
                     bar.update(len(r["rows"]) if r["ok"] else len(r["run_ids"]))
                 store_s += time.perf_counter() - s

@@ -25,7 +25,9 @@ def cli_env(**extra):
 
 
 def gdbench(*args, cwd, env=None, timeout=300, check=True):
-    proc = subprocess.run([str(BIN / "gdbench"), *args, "progress=false"], cwd=cwd, env=env or cli_env(),
+    # the end-of-sweep report is tested on its own (test_report.py); elsewhere it only costs time
+    quiet = ["progress=false"] + ([] if any(a.startswith("report") for a in args) else ["report.enabled=false"])
+    proc = subprocess.run([str(BIN / "gdbench"), *args, *quiet], cwd=cwd, env=env or cli_env(),
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"gdbench {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

@@ -1,0 +1,352 @@
+"""Analysis: the `runs` and `trajectory` tables of a sweep → aggregated tables and fits (DESIGN §2).
+
+Every function takes DataFrames (as returned by `gdbench.load`) and returns a DataFrame, so a user
+can rebuild any table of the report in a notebook with other groupings.
+
+Grouping. A table row aggregates the runs that differ only in their seeds (`seed`, `data.seed`).
+By default the grouping columns are the identity columns (dataset, model, loss, algorithm, lr) plus
+every other configuration column that is not already determined by the columns chosen before it
+(`group_columns`): a sweep over `data.d` gets a `d` column, while `model.scale` — constant for each
+model — does not clutter the table. Pass `by=[...]` to choose.
+
+Censoring. A metric that never happened (`t_sep` of a run that never separated) is null. Medians
+and quartiles of such metrics treat null as +∞ — the honest statistic of censored data — so a
+median is missing exactly when more than half the runs never got there. Diverged and failed runs
+are counted in every table, never dropped silently.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SEED_COLUMNS = ("seed", "data.seed")
+IDENTITY = ("dataset", "model", "loss", "algorithm", "lr")
+# Short columns of the runs table that duplicate a dotted one (grid.Run.columns writes both).
+ALIASES = {"algorithm.lr": "lr", "data.n": "n", "data.d": "d", "model.width": "width",
+           "model.activation": "activation"}
+SHORT_CONFIG = ("dataset", "n", "d", "model", "activation", "width", "loss", "algorithm", "iterations",
+                "companion", "dtype", "lr")
+MODEL_COLUMNS_SHORT = ("model", "activation", "width")
+
+
+# ---------------------------------------------------------------- columns and groups
+
+def config_columns(runs: pd.DataFrame) -> list[str]:
+    """Configuration columns of a runs table in a reading order (data, model, loss, algorithm, lr)."""
+    dotted = [c for c in runs.columns if "." in c and c not in ALIASES and c not in SEED_COLUMNS]
+    order = {"dataset": 0, "data.": 1, "n": 2, "d": 2, "model": 3, "activation": 3, "width": 3, "model.": 4,
+             "loss": 5, "loss.": 6, "algorithm": 7, "algorithm.": 8, "iterations": 9, "companion": 9,
+             "dtype": 9, "lr": 10}
+    cols = [c for c in SHORT_CONFIG if c in runs] + dotted
+    return sorted(cols, key=lambda c: order.get(c, order.get(c.split(".")[0] + ".", 9)))
+
+
+def model_columns(columns) -> list[str]:
+    return [c for c in columns if c in MODEL_COLUMNS_SHORT or c.startswith("model.")]
+
+
+def group_columns(runs: pd.DataFrame, by=None) -> list[str]:
+    """The columns a table groups by: `by` as given (checked), or the identity columns plus every
+    configuration column not determined by the columns chosen before it (see the module doc)."""
+    if by is not None:
+        missing = [c for c in by if c not in runs]
+        if missing:
+            raise KeyError(f"group_by: no such column(s) {missing} in the runs table")
+        return list(by)
+    keys = [c for c in IDENTITY if c in runs]
+    for col in config_columns(runs):
+        if col in keys:
+            continue
+        spread = runs.groupby(keys, dropna=False, sort=False)[col].nunique(dropna=False) if keys else \
+            pd.Series([runs[col].nunique(dropna=False)])
+        if len(spread) and spread.max() > 1:
+            keys.append(col)
+    return [c for c in config_columns(runs) if c in keys]  # reading order, lr last
+
+
+def _groupby(runs, keys):
+    return runs.groupby(keys, dropna=False, sort=True)
+
+
+# ---------------------------------------------------------------- censored statistics
+
+def censored_quantile(values: pd.Series, q: float) -> float:
+    """Quantile with null read as +∞ (a metric that never happened): NaN when it falls there."""
+    v = np.sort(np.where(values.isna(), np.inf, values.astype(float)))
+    if len(v) == 0:
+        return np.nan
+    out = float(np.quantile(v, q, method="lower")) if np.isinf(v).any() else float(np.quantile(v, q))
+    return out if np.isfinite(out) else np.nan
+
+
+def _status_counts(g) -> pd.DataFrame:
+    return pd.DataFrame({"runs": g.size(),
+                         "diverged": g["status"].agg(lambda s: int((s == "diverged").sum())),
+                         "failed": g["status"].agg(lambda s: int((s == "failed").sum()))})
+
+
+# ---------------------------------------------------------------- per-run rate fit
+
+def fit_rates(runs: pd.DataFrame, traj: pd.DataFrame, *, t0: int = 10) -> pd.DataFrame:
+    """Per run: least-squares slope of log F_t against log t over the stable window
+    [max(τ, t0), T] (τ = transition_time; T the last recorded iteration), with R² and the number
+    of recorded points used. Reference slope: −1 for a constant step (Wu et al. 2024). Needs 3
+    points; diverged and failed runs get NaN. Vectorized: one pass of grouped sums over the rows."""
+    ok = runs.loc[runs["status"] == "ok", ["run_id", "transition_time"]]
+    start = pd.Series(np.maximum(ok["transition_time"].fillna(0).to_numpy(dtype=float), t0),
+                      index=ok["run_id"].to_numpy())
+    run_id = traj["run_id"]
+    s = start.reindex(run_id.to_numpy()).to_numpy()
+    it = traj["iter"].to_numpy(dtype=float)
+    y = traj["log_loss"].to_numpy(dtype=float)
+    keep = (it >= s) & (it >= 1) & np.isfinite(y)  # NaN start (not ok) compares False
+    x = np.log(it[keep])
+    y = y[keep]
+    codes, ids = pd.factorize(run_id.to_numpy()[keep])
+    k = len(ids)
+    cnt = np.bincount(codes, minlength=k).astype(float)
+    sx, sy = np.bincount(codes, x, k), np.bincount(codes, y, k)
+    mx, my = sx / np.maximum(cnt, 1), sy / np.maximum(cnt, 1)
+    dx, dy = x - mx[codes], y - my[codes]
+    sxx, sxy, syy = np.bincount(codes, dx * dx, k), np.bincount(codes, dx * dy, k), np.bincount(codes, dy * dy, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where((cnt >= 3) & (sxx > 0), sxy / sxx, np.nan)
+        r2 = np.where((cnt >= 3) & (syy > 0), 1 - (syy - slope * sxy) / syy, np.nan)
+    out = pd.DataFrame({"rate_slope": slope, "rate_r2": r2, "rate_points": cnt.astype(int)}, index=ids)
+    out = out.reindex(runs["run_id"].to_numpy())
+    out["rate_window_start"] = start.reindex(out.index).to_numpy()
+    out.index.name = "run_id"
+    return out
+
+
+# ---------------------------------------------------------------- log-log fits and the bootstrap
+
+def fit_loglog(x, y) -> dict:
+    """Least-squares line of log y on log x: exponent (slope), prefactor exp(intercept), R²."""
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    if len(lx) < 2 or np.ptp(lx) == 0:
+        return {"exponent": np.nan, "prefactor": np.nan, "r2": np.nan}
+    slope, intercept = np.polyfit(lx, ly, 1)
+    res = ly - (slope * lx + intercept)
+    sst = ((ly - ly.mean()) ** 2).sum()
+    return {"exponent": float(slope), "prefactor": float(np.exp(intercept)),
+            "r2": float(1 - (res ** 2).sum() / sst) if sst > 0 else np.nan}
+
+
+def bootstrap_exponent(x, y, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the log-log slope, resampling the runs (seeds) with replacement
+    within each level of x, so every resample keeps every x level."""
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    levels = np.unique(lx)
+    if len(levels) < 2 or n_boot <= 0:
+        return np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([np.flatnonzero(lx == v)[rng.integers(0, (lx == v).sum(), size=(n_boot, (lx == v).sum()))]
+                          for v in levels], axis=1)  # (n_boot, N) resampled run indices
+    bx, by = lx[idx], ly[idx]
+    bx_c, by_c = bx - bx.mean(1, keepdims=True), by - by.mean(1, keepdims=True)
+    slopes = (bx_c * by_c).sum(1) / (bx_c ** 2).sum(1)
+    a = (1 - level) / 2
+    return float(np.quantile(slopes, a)), float(np.quantile(slopes, 1 - a))
+
+
+# ---------------------------------------------------------------- the tables
+
+def best_lr(table: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Boolean mask over an aggregated table: the step size with the smallest median t_sep in
+    each group of `keys` minus lr (ties: more runs separated, then lower final loss)."""
+    rest = [k for k in keys if k != "lr"]
+    rank = table.assign(_t=table["t_sep_median"].fillna(np.inf), _s=-table["separated"],
+                        _f=table["final_loss"].fillna(np.inf))
+    rank = rank.sort_values(["_t", "_s", "_f"], kind="stable")
+    first = rank[np.isfinite(rank["_t"])]
+    first = first.groupby(rest, dropna=False, sort=False).head(1) if rest else first.head(1)
+    return table.index.isin(first.index)
+
+
+def rates_table(runs: pd.DataFrame, traj: pd.DataFrame | None = None, *, by=None, t0: int = 10,
+                eps=None) -> pd.DataFrame:
+    """Table 1 (rates): per group — runs, fraction separated, t_sep median and quartiles, t_eps
+    medians, final loss (median), the fitted rate slope of log F_t on log t and its R² (medians
+    over seeds), diverged/failed counts, and `best` marking each model's best step size."""
+    keys = group_columns(runs, by)
+    df = runs
+    if traj is not None and len(traj):
+        df = runs.join(fit_rates(runs, traj, t0=t0), on="run_id")
+    out = _status_counts(_groupby(df, keys))
+    g = _groupby(df[df["status"] != "failed"], keys)  # failed runs: counted, no metrics
+    out["separated"] = g["t_sep"].agg(lambda s: s.notna().mean())
+    out["t_sep_median"] = g["t_sep"].agg(censored_quantile, 0.5)
+    out["t_sep_q25"] = g["t_sep"].agg(censored_quantile, 0.25)
+    out["t_sep_q75"] = g["t_sep"].agg(censored_quantile, 0.75)
+    eps_cols = [c for c in df.columns if c.startswith("t_eps_")]
+    if eps is not None:
+        from gdbench.metrics import eps_column
+        eps_cols = [eps_column(e) for e in eps if eps_column(e) in df]
+    for c in eps_cols:
+        out[c] = g[c].agg(censored_quantile, 0.5)
+    out["final_loss"] = g["final_loss"].median()
+    out["final_log_loss"] = g["final_log_loss"].median()
+    if "rate_slope" in df:
+        out["rate_slope"] = g["rate_slope"].median()
+        out["rate_r2"] = g["rate_r2"].median()
+    out = out.reset_index()
+    model_keys = [k for k in keys if k != "lr"]
+    out["separated"] = out["separated"].fillna(0.0)
+    out["best"] = best_lr(out, keys) if "lr" in keys else False
+    out.attrs["keys"] = model_keys + (["lr"] if "lr" in keys else [])
+    return out
+
+
+def oscillation_table(runs: pd.DataFrame, *, by=None) -> pd.DataFrame:
+    """Table 2 (oscillation): per group — fraction of runs whose loss ever increases, and the
+    medians of n_increases, transition_time τ, peak_ratio, max_jump and the number of increases
+    of the misclassified count; diverged and failed runs counted (their metrics up to divergence
+    are included, failed runs have none)."""
+    keys = group_columns(runs, by)
+    out = _status_counts(_groupby(runs, keys))
+    g = _groupby(runs[runs["status"] != "failed"], keys)
+    out["non_monotone"] = g["n_increases"].agg(lambda s: (s.dropna() > 0).mean() if s.notna().any() else np.nan)
+    for c in ("n_increases", "transition_time", "peak_ratio", "max_jump", "n_misclassified_increases"):
+        if c in runs:
+            out[c] = g[c].median()
+    out = out.reset_index()
+    out.attrs["keys"] = keys
+    return out
+
+
+def _split_keys(keys):
+    mk = model_columns(keys)
+    return [k for k in keys if k not in mk and k != "lr"], mk
+
+
+def acceleration_table(runs: pd.DataFrame, *, by=None, baseline: str = "linear") -> pd.DataFrame:
+    """Table 3a (implicit acceleration): per data setting (every key except the model's and lr),
+    each model's best step size and its median t_sep there, and the ratio
+    t_sep(baseline at its best step) / t_sep(model at its best step) — > 1 means the model
+    separates faster than the linear baseline."""
+    rates = rates_table(runs, by=by)
+    keys = rates.attrs["keys"]
+    data_keys, mkeys = _split_keys(keys)
+    best = rates[rates["best"]].copy()
+    cols = data_keys + mkeys + ["lr", "runs", "separated", "t_sep_median", "t_sep_q25", "t_sep_q75"]
+    best = best[[c for c in cols if c in best]].rename(columns={"lr": "best_lr"})
+    base = best[best["model"] == baseline].set_index(data_keys)["t_sep_median"] if data_keys else \
+        best.loc[best["model"] == baseline, "t_sep_median"]
+    if data_keys:
+        base = base[~base.index.duplicated()]
+        ref = base.reindex(pd.MultiIndex.from_frame(best[data_keys]) if len(data_keys) > 1
+                           else best[data_keys[0]]).to_numpy()
+    else:
+        ref = np.full(len(best), base.iloc[0] if len(base) else np.nan)
+    best["baseline_t_sep"] = ref
+    best["acceleration"] = best["baseline_t_sep"] / best["t_sep_median"]
+    best = best.reset_index(drop=True)
+    best.attrs["keys"] = data_keys + mkeys
+    return best
+
+
+def scaling_table(runs: pd.DataFrame, *, x: str = "d", by=None, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Table 3b (scaling): per model (and every other key except x and lr), the exponent of t_sep
+    against x by log-log least squares over the runs at each x's best step size, with a bootstrap
+    95% interval over seeds. Runs that never separated (or separated at t = 0) are excluded and
+    counted in `excluded`; an x level with no separated run drops out of the fit."""
+    keys = group_columns(runs, by)
+    if x not in keys:
+        keys = [k for k in keys if k != "lr"] + [x, "lr"]
+    rates = rates_table(runs, by=keys)
+    # best step per (everything but lr): each x level picks its own best step
+    chosen = rates.loc[rates["best"], keys]
+    sel = runs.merge(chosen, on=keys, how="inner")
+    rest = [k for k in keys if k not in (x, "lr")]
+    # a data column tied to x (e.g. n varying together with d) is part of the x axis, not a group
+    varies = runs.groupby(x, dropna=False)
+    rest = [k for k in rest if not (k in ("n", "d") or k.startswith("data.")) or runs[k].nunique(dropna=False) < 2
+            or varies[k].nunique(dropna=False).max() > 1]
+    rows = []
+    for key, part in (sel.groupby(rest, dropna=False, sort=True) if rest else [((), sel)]):
+        use = part[part["t_sep"].notna() & (part["t_sep"] > 0)]
+        fit = fit_loglog(use[x], use["t_sep"])
+        lo, hi = bootstrap_exponent(use[x], use["t_sep"], n_boot=n_boot, seed=seed)
+        row = dict(zip(rest, key if isinstance(key, tuple) else (key,)))
+        row.update(x=x, levels=use[x].nunique(), runs=len(part), excluded=len(part) - len(use), **fit,
+                   ci_low=lo, ci_high=hi)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["keys"] = rest
+    return out
+
+
+def budget_table(runs: pd.DataFrame, *, by=None, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Table 3c (budget scaling): the exponent of the final loss against the iteration budget T,
+    for step sizes that scale with the budget (η = c·T, reference −2 of Wu et al. 2024) and for
+    fixed step sizes (reference −1), by log-log least squares on final_log_loss (exact below
+    1e-308), with a bootstrap interval over seeds. Only schedules seen at ≥ 2 budgets appear."""
+    keys = [k for k in group_columns(runs, by) if k not in ("lr", "iterations")]
+    df = runs[runs["status"] == "ok"].assign(_c=lambda d: d["lr"] / d["iterations"])
+    rows = []
+    for key, part in (df.groupby(keys, dropna=False, sort=True) if keys else [((), df)]):
+        for schedule, col in (("lr = c·T", "_c"), ("lr fixed", "lr")):
+            for value, sub in part.groupby(col):
+                if sub["iterations"].nunique() < 2:
+                    continue
+                lx, ly = np.log(sub["iterations"].to_numpy(float)), sub["final_log_loss"].to_numpy(float)
+                fit = fit_loglog(np.exp(lx), np.exp(ly))
+                lo, hi = bootstrap_exponent(np.exp(lx), np.exp(ly), n_boot=n_boot, seed=seed)
+                row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+                row.update(schedule=schedule, value=value, budgets=sub["iterations"].nunique(), runs=len(sub),
+                           exponent=fit["exponent"], r2=fit["r2"], ci_low=lo, ci_high=hi)
+                rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["keys"] = keys + ["schedule", "value"] if len(out) else keys
+    return out
+
+
+def perceptron_table(runs: pd.DataFrame, *, by=None) -> pd.DataFrame:
+    """Table 4 (perceptron agreement, runs with a companion): per step size, the medians of the
+    final and maximum gap ‖W_t/γ − Ŵ_t‖/‖Ŵ_t‖ and of the fraction of iterations whose
+    misclassified sets were identical."""
+    df = runs[runs["final_perceptron_gap"].notna()] if "final_perceptron_gap" in runs else runs.iloc[:0]
+    if not len(df):
+        return pd.DataFrame()
+    keys = group_columns(df, by)
+    g = _groupby(df, keys)
+    out = _status_counts(g)
+    out["final_gap"] = g["final_perceptron_gap"].median()
+    out["max_gap"] = g["max_perceptron_gap"].median()
+    out["agree_frac"] = g["misclassified_agree_frac"].median()
+    out = out.reset_index()
+    out.attrs["keys"] = keys
+    return out
+
+
+def curve_quantiles(runs: pd.DataFrame, traj: pd.DataFrame, *, by=None,
+                    columns=("log10_loss", "accuracy")) -> pd.DataFrame:
+    """Per group and recorded iteration: the quartiles over seeds of trajectory columns (for the
+    loss-curve figures). `log10_loss` = log_loss / ln 10, so losses below 1e-308 still plot.
+    Runs that stopped early (diverged) leave the later iterations to the others; `runs` counts
+    how many contribute at each iteration."""
+    keys = group_columns(runs, by)
+    runs = runs[runs["status"] != "failed"]
+    gcode, groups = pd.factorize(pd.MultiIndex.from_frame(runs[keys]))
+    rid = traj["run_id"]
+    cat = rid.cat if isinstance(rid.dtype, pd.CategoricalDtype) else pd.Categorical(rid)
+    cats, tcodes = cat.categories, cat.codes
+    lookup = pd.Series(gcode, index=runs["run_id"].to_numpy()).reindex(cats).to_numpy()
+    g = np.where(tcodes >= 0, lookup[np.maximum(np.asarray(tcodes), 0)], np.nan)
+    frame = {"_g": g, "iter": traj["iter"].to_numpy()}
+    for c in columns:
+        frame[c] = traj["log_loss"].to_numpy() / np.log(10) if c == "log10_loss" else traj[c].to_numpy()
+    df = pd.DataFrame(frame).dropna(subset=["_g"])
+    grouped = df.groupby(["_g", "iter"], sort=True)
+    parts = {"runs": grouped.size()}
+    for c in columns:
+        q = grouped[c].quantile([0.25, 0.5, 0.75]).unstack()
+        parts.update({f"{c}_q25": q[0.25], f"{c}_median": q[0.5], f"{c}_q75": q[0.75]})
+    out = pd.DataFrame(parts).reset_index()
+    key_frame = groups.to_frame(index=False)
+    key_frame.columns = keys
+    out = pd.concat([key_frame.iloc[out["_g"].astype(int).to_numpy()].reset_index(drop=True),
+                     out.drop(columns="_g")], axis=1)
+    out.attrs["keys"] = keys
+    return out
