@@ -176,15 +176,14 @@ def rates_table(runs: pd.DataFrame, traj: pd.DataFrame | None = None, *, by=None
     out = _status_counts(_groupby(df, keys))
     g = _groupby(df[df["status"] != "failed"], keys)  # failed runs: counted, no metrics
     out["separated"] = g["t_sep"].agg(lambda s: s.notna().mean())
-    out["t_sep_median"] = g["t_sep"].agg(censored_quantile, 0.5)
-    out["t_sep_q25"] = g["t_sep"].agg(censored_quantile, 0.25)
-    out["t_sep_q75"] = g["t_sep"].agg(censored_quantile, 0.75)
+    for name, q in (("t_sep_median", 0.5), ("t_sep_q25", 0.25), ("t_sep_q75", 0.75)):
+        out[name] = g["t_sep"].agg(censored_quantile, q).astype("float64")
     eps_cols = [c for c in df.columns if c.startswith("t_eps_")]
     if eps is not None:
         from gdbench.metrics import eps_column
         eps_cols = [eps_column(e) for e in eps if eps_column(e) in df]
     for c in eps_cols:
-        out[c] = g[c].agg(censored_quantile, 0.5)
+        out[c] = g[c].agg(censored_quantile, 0.5).astype("float64")
     out["final_loss"] = g["final_loss"].median()
     out["final_log_loss"] = g["final_log_loss"].median()
     if "rate_slope" in df:
@@ -209,7 +208,7 @@ def oscillation_table(runs: pd.DataFrame, *, by=None) -> pd.DataFrame:
     out["non_monotone"] = g["n_increases"].agg(lambda s: (s.dropna() > 0).mean() if s.notna().any() else np.nan)
     for c in ("n_increases", "transition_time", "peak_ratio", "max_jump", "n_misclassified_increases"):
         if c in runs:
-            out[c] = g[c].median()
+            out[c] = g[c].median().astype("float64")
     out = out.reset_index()
     out.attrs["keys"] = keys
     return out

@@ -39,10 +39,17 @@ def _num(v) -> str:
     return f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
+def _varying(df, columns) -> list:
+    """The columns that take more than one value in df (labels need only those)."""
+    return [c for c in columns if c in df and df[c].nunique(dropna=False) > 1]
+
+
 def _series(df, columns):
-    """Iterate (label, sub-frame) over the distinct values of `columns` (all rows when none)."""
+    """Iterate (label, sub-frame) over the distinct values of `columns` (all rows when none);
+    labels name only the columns that vary."""
+    given, columns = list(columns or []), _varying(df, columns or [])
     if not columns:
-        yield "all", df
+        yield (label(df.iloc[0], given) if given and len(df) else "all"), df
         return
     for _, part in df.groupby(columns, dropna=False, sort=True):
         yield label(part.iloc[0], columns), part
@@ -143,7 +150,7 @@ def tsep_scaling(runs: pd.DataFrame, scaling: pd.DataFrame, *, x: str = "d", by=
         for k in rest:
             part = part[(part[k] == fit[k]) | (part[k].isna() & pd.isna(fit[k]))]
         part = part.sort_values(x)
-        name = label(fit, rest)
+        name = label(fit, _varying(scaling, rest)) if len(scaling) > 1 else "fit"
         pts, = ax.plot(part[x], part["t_sep_median"], "o", ms=4)
         if np.isfinite(fit["exponent"]):
             xs = np.geomspace(part[x].min(), part[x].max(), 50)

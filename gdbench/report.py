@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def format_number(v, *, latex: bool = False) -> str:
         if 1e-3 <= abs(v) < 1e5:
             return f"{v:.3g}"
         mant, exp = f"{v:.2e}".split("e")
+        mant = mant.rstrip("0").rstrip(".")
         return f"${mant}\\times10^{{{int(exp)}}}$" if latex else f"{mant}e{int(exp)}"
     return str(v)
 
@@ -175,9 +177,10 @@ def _facets(table: pd.DataFrame):
     if not data_keys:
         yield "all", "all runs", table
         return
-    for i, (_, part) in enumerate(table.groupby(data_keys, dropna=False, sort=True)):
+    for _, part in table.groupby(data_keys, dropna=False, sort=True):
         part.attrs = table.attrs
-        yield f"{i:02d}", figures.label(part.iloc[0], data_keys), part
+        name = figures.label(part.iloc[0], data_keys)
+        yield re.sub(r"[^A-Za-z0-9=.+-]+", "_", name)[:80], name, part
 
 
 def build(sweep_dir, *, by=None, t0: int = 10, n_boot: int = 1000, columns: dict | None = None,

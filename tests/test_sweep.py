@@ -100,13 +100,17 @@ def test_cell_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path):
         pytest.skip("the failing cell relies on the kernel refusing a 256 GB allocation")
     # model.width=2e9 needs a 256 GB weight tensor: torch refuses the allocation inside the worker.
     proc = gdbench("-m", "model=two_layer", "model.width=8,2000000000", "iterations=20", "data.n=20",
-                   "data.d=16", "hydra.sweep.dir=sw", cwd=tmp_path, check=False)
+                   "data.d=16", "hydra.sweep.dir=sw", "report.figures=false", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "chunk(s) failed" in proc.stdout + proc.stderr
     failures = [json.loads(l) for l in (tmp_path / "sw" / "failures.jsonl").read_text().splitlines()]
     assert len(failures) == 1 and "allocate" in failures[0]["error"] and failures[0]["traceback"]
     runs = pd.read_parquet(tmp_path / "sw" / "runs.parquet")
     assert list(runs["model.width"]) == [8]
+    # the end-of-sweep report still ran, and counts the failed run in its group
+    rates = pd.read_csv(tmp_path / "sw" / "report" / "tables" / "rates.csv").set_index("width")
+    assert rates.loc[2e9, "failed"] == 1 and rates.loc[2e9, "runs"] == 1 and rates.loc[8, "failed"] == 0
+    assert "1 failed" in (tmp_path / "sw" / "report" / "index.md").read_text()
 
 
 def _descendants(pid):

@@ -1,0 +1,169 @@
+"""The report stage on a real sweep: the real CLI on the embedded Ray with the end-of-sweep report,
+tables checked against direct pandas computations on the runs table, LaTeX validity, figures'
+axes, a partial (interrupted) sweep, and gdbench-report's errors."""
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gdbench
+from gdbench import analysis, figures
+from conftest import BIN, cli_env, gdbench as run_gdbench
+
+pytestmark = pytest.mark.slow
+LRS = (1.0, 100.0, 1e5)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    # linear vs two-layer, logistic vs squared (the squared loss diverges at large steps), two
+    # dimensions, three seeds, with perceptron companions: every table and figure applies.
+    tmp = tmp_path_factory.mktemp("report")
+    proc = run_gdbench("-m", "model=linear,two_layer", "loss=logistic,squared", "algorithm.lr=1,100,1e5",
+                       "seed=range(3)", "data.d=4,16", "data.n=40", "iterations=80", "companion=true",
+                       "report.bootstrap=200", "hydra.sweep.dir=sw", cwd=tmp, timeout=600)
+    return tmp / "sw", proc
+
+
+def test_end_of_sweep_report_writes_every_table_and_figure(sweep):
+    root, proc = sweep
+    assert "report: " in proc.stdout and "Rates:" in proc.stdout
+    rep = root / "report"
+    for name in ("rates", "oscillation", "acceleration", "scaling_d", "perceptron"):
+        for ext in ("md", "tex", "csv"):
+            assert (rep / "tables" / f"{name}.{ext}").stat().st_size > 0, (name, ext)
+    figs = sorted(p.name for p in (rep / "figures").iterdir())
+    for stem in ("transition_time", "t_sep_vs_d", "perceptron_gap"):
+        assert f"{stem}.png" in figs and f"{stem}.pdf" in figs
+    assert sum(f.startswith("loss_curves_") and f.endswith(".png") for f in figs) == 4  # (d, loss) settings
+    assert sum(f.startswith("heatmap_t_sep_") and f.endswith(".pdf") for f in figs) == 4
+    assert all((rep / "figures" / f).stat().st_size > 1000 for f in figs)
+    index = (rep / "index.md").read_text()
+    assert "72 runs finished, 0 failed, 0 of 72 planned runs not finished" in index
+    assert "git_commit" in index and "![t_sep_vs_d.png](figures/t_sep_vs_d.png)" in index
+    html = (rep / "index.html").read_text()
+    assert html.count("<table") == 5 and '<img src="figures/transition_time.png"' in html
+
+
+def test_tables_equal_a_direct_pandas_computation(sweep):
+    root, _ = sweep
+    runs, traj = gdbench.load(root)
+    assert len(runs) == 72 and set(traj["run_id"]) == set(runs["run_id"])
+    rates = pd.read_csv(root / "report" / "tables" / "rates.csv")
+    keys = ["d", "model", "loss", "lr"]  # what varies in this sweep besides the seed
+    assert list(rates.columns[:6]) == ["dataset", "d", "model", "loss", "algorithm", "lr"]
+    direct = runs.groupby(keys).agg(count=("run_id", "size"), sep=("t_sep", lambda s: s.notna().mean()),
+                                    div=("status", lambda s: (s == "diverged").sum()),
+                                    med=("t_sep", "median"), allsep=("t_sep", lambda s: s.notna().all()),
+                                    final=("final_loss", "median")).reset_index()
+    m = rates.merge(direct, on=keys, validate="one_to_one")
+    assert len(m) == 24 and (m["runs"] == 3).all() and (m["count"] == 3).all()
+    assert np.allclose(m["separated"], m["sep"]) and (m["diverged"] == m["div"]).all()
+    assert m["diverged"].sum() == (runs["status"] == "diverged").sum() > 0  # diverged runs are counted
+    full = m[m["allsep"]]  # where every seed separated, the censored median is the plain median
+    assert len(full) and np.allclose(full["t_sep_median"], full["med"])
+    assert np.allclose(m["final_loss"], m["final"], equal_nan=True)
+    osc = pd.read_csv(root / "report" / "tables" / "oscillation.csv").merge(
+        runs.groupby(keys)["n_increases"].median().rename("direct").reset_index(), on=keys)
+    assert np.allclose(osc["n_increases"], osc["direct"])
+    # each (d, model, loss) has exactly one best step size, the one with the smallest median t_sep
+    best = rates[rates["best"]]
+    assert len(best) == len(best.drop_duplicates(["d", "model", "loss"])) == 8
+    for _, row in best.iterrows():
+        same = rates[(rates["d"] == row["d"]) & (rates["model"] == row["model"]) & (rates["loss"] == row["loss"])]
+        assert row["t_sep_median"] == same["t_sep_median"].min()
+
+
+def _check_tabular(tex: str) -> None:
+    """Structure of a booktabs tabular: balanced environment, rules, and every row with as many
+    cells as the column spec declares (unescaped & counted)."""
+    m = re.search(r"\\begin\{tabular\}\{([lrc]+)\}(.*?)\\end\{tabular\}", tex, re.S)
+    assert m, tex[:300]
+    ncols = len(m.group(1))
+    body = m.group(2)
+    assert body.count("\\toprule") == body.count("\\midrule") == body.count("\\bottomrule") == 1
+    rows = [r for r in re.split(r"\\\\\s*\n", body) if r.strip() and "rule" not in r.strip().splitlines()[-1]]
+    for r in rows:
+        line = r.strip().splitlines()[-1]
+        assert len(re.findall(r"(?<!\\)&", line)) == ncols - 1, line
+    assert not re.search(r"(?<!\\)[_#%]", body.replace("\\textsuperscript", "")), "unescaped LaTeX character"
+
+
+def test_latex_tables_are_valid_tabulars(sweep, tmp_path):
+    root, _ = sweep
+    tex_files = sorted((root / "report" / "tables").glob("*.tex"))
+    assert len(tex_files) == 5
+    for f in tex_files:
+        _check_tabular(f.read_text())
+    if shutil.which("pdflatex"):  # compile for real where LaTeX is installed
+        doc = tmp_path / "t.tex"
+        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[utf8]{inputenc}\\begin{document}"
+                       + "".join(f"\\input{{{f}}}\\par" for f in tex_files) + "\\end{document}")
+        proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_figure_functions_label_axes_and_draw_one_series_per_group(sweep):
+    root, _ = sweep
+    runs, traj = gdbench.load(root)
+    logistic = runs[(runs["loss"] == "logistic") & (runs["d"] == 4)]
+    curves = analysis.curve_quantiles(logistic, traj)
+    fig = figures.loss_curves(curves)
+    axes = fig.axes
+    assert len(axes) == 4  # 2 rows (loss, accuracy) × 2 models
+    # fig.axes is row-major: [loss | model 1, loss | model 2, accuracy | model 1, accuracy | model 2]
+    assert axes[0].get_ylabel() == r"$\log_{10} F(W_t)$" and axes[2].get_ylabel() == "training accuracy"
+    assert axes[3].get_xlabel() == "iteration t" and {axes[0].get_title(), axes[1].get_title()} == {"linear", "two_layer"}
+    assert all(len(ax.get_lines()) == len(LRS) for ax in axes)  # one median line per step size
+    osc = analysis.oscillation_table(logistic)
+    ax = figures.transition_time(osc).axes[0]
+    assert ax.get_xlabel() == r"step size $\eta$" and "transition time" in ax.get_ylabel()
+    assert len(ax.get_lines()) == 2 and ax.get_xscale() == "log"
+    scaling = analysis.scaling_table(runs, x="d", n_boot=50)
+    ax = figures.tsep_scaling(runs, scaling, x="d").axes[0]
+    assert ax.get_xlabel() == "dimension d" and len(ax.get_legend().get_texts()) == 4
+    assert all("slope" in t.get_text() for t in ax.get_legend().get_texts())
+    heat = figures.heatmap(analysis.rates_table(logistic), value="t_sep_median", title="t").axes[0]
+    assert len(heat.get_xticklabels()) == len(LRS) and len(heat.get_yticklabels()) == 2
+    gap = figures.perceptron_gap(analysis.perceptron_table(logistic)).axes[0]
+    assert len(gap.get_lines()) == 4 and "gamma" in gap.get_xlabel()  # final + max for each model
+
+
+def test_partial_sweep_reports_what_finished_and_what_is_missing(sweep, tmp_path):
+    root, _ = sweep
+    part = tmp_path / "partial"
+    shutil.copytree(root, part, ignore=shutil.ignore_patterns("report", "runs.parquet"))
+    chunks = sorted((part / "runs").glob("*.parquet"))
+    assert len(chunks) >= 2
+    gone = pd.read_parquet(chunks[0])
+    chunks[0].unlink()  # as if the sweep had been interrupted before this chunk finished
+    proc = subprocess.run([str(BIN / "gdbench-report"), str(part), "--no-figures", "--bootstrap", "20"],
+                          capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{len(gone)} of 72 planned not finished yet" in proc.stdout
+    assert f"{72 - len(gone)} runs finished" in (part / "report" / "index.md").read_text()
+
+
+def test_report_errors_name_the_key_or_the_directory(sweep, tmp_path):
+    root, _ = sweep
+    proc = subprocess.run([str(BIN / "gdbench-report"), str(root), "--group-by", "model,nosuchcolumn", "--quiet"],
+                          capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert proc.returncode != 0 and "nosuchcolumn" in proc.stderr
+    proc = subprocess.run([str(BIN / "gdbench-report"), str(tmp_path)], capture_output=True, text=True,
+                          env=cli_env(), timeout=60)
+    assert proc.returncode != 0 and "not a gdbench sweep directory" in proc.stderr
+
+
+def test_group_by_option_changes_the_rows(sweep, tmp_path):
+    root, _ = sweep
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("report"))
+    proc = subprocess.run([str(BIN / "gdbench-report"), str(copy), "--group-by", "model,lr", "--no-figures",
+                           "--quiet"], capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rates = pd.read_csv(copy / "report" / "tables" / "rates.csv")
+    assert len(rates) == 6 and (rates["runs"] == 12).all()  # 2 models × 3 lrs, over d, loss and seeds
