@@ -11,7 +11,8 @@ model — does not clutter the table. Pass `by=[...]` to choose.
 
 Censoring. A metric that never happened (`t_sep` of a run that never separated) is null. Medians
 and quartiles of such metrics treat null as +∞ — the honest statistic of censored data — so a
-median is missing exactly when more than half the runs never got there. Diverged and failed runs
+median is missing exactly when it reaches into the runs that never got there (with linear
+interpolation: from half of the runs on). Diverged and failed runs
 are counted in every table, never dropped silently.
 """
 from __future__ import annotations
@@ -70,19 +71,30 @@ def _groupby(runs, keys):
 
 # ---------------------------------------------------------------- censored statistics
 
+NEVER = 1e300  # stands for +∞ (a metric that never happened) inside grouped quantiles
+
+
 def censored_quantile(values: pd.Series, q: float) -> float:
-    """Quantile with null read as +∞ (a metric that never happened): NaN when it falls there."""
-    v = np.sort(np.where(values.isna(), np.inf, values.astype(float)))
+    """Quantile (linear interpolation) with null read as +∞ (a metric that never happened):
+    NaN wherever the quantile reaches into the never-happened runs."""
+    v = np.where(values.isna(), NEVER, values.astype(float))
     if len(v) == 0:
         return np.nan
-    out = float(np.quantile(v, q, method="lower")) if np.isinf(v).any() else float(np.quantile(v, q))
-    return out if np.isfinite(out) else np.nan
+    out = float(np.quantile(v, q))
+    return out if out < NEVER / 10 else np.nan
 
 
-def _status_counts(g) -> pd.DataFrame:
-    return pd.DataFrame({"runs": g.size(),
-                         "diverged": g["status"].agg(lambda s: int((s == "diverged").sum())),
-                         "failed": g["status"].agg(lambda s: int((s == "failed").sum()))})
+def grouped_censored_quantile(df: pd.DataFrame, keys: list, column: str, q: float) -> pd.Series:
+    """`censored_quantile` per group, vectorized (one grouped quantile over all groups)."""
+    filled = df[column].astype("float64").fillna(NEVER)
+    out = filled.groupby([df[k] for k in keys], dropna=False, sort=True).quantile(q)
+    return out.where(out < NEVER / 10)
+
+
+def _status_counts(df: pd.DataFrame, keys: list) -> pd.DataFrame:
+    flags = pd.DataFrame({"runs": 1, "diverged": (df["status"] == "diverged").astype(int),
+                          "failed": (df["status"] == "failed").astype(int)}, index=df.index)
+    return flags.groupby([df[k] for k in keys], dropna=False, sort=True).sum()
 
 
 # ---------------------------------------------------------------- per-run rate fit
@@ -173,17 +185,18 @@ def rates_table(runs: pd.DataFrame, traj: pd.DataFrame | None = None, *, by=None
     df = runs
     if traj is not None and len(traj):
         df = runs.join(fit_rates(runs, traj, t0=t0), on="run_id")
-    out = _status_counts(_groupby(df, keys))
-    g = _groupby(df[df["status"] != "failed"], keys)  # failed runs: counted, no metrics
-    out["separated"] = g["t_sep"].agg(lambda s: s.notna().mean())
+    out = _status_counts(df, keys)
+    df = df[df["status"] != "failed"]  # failed runs: counted above, no metrics
+    g = _groupby(df, keys)
+    out["separated"] = df["t_sep"].notna().groupby([df[k] for k in keys], dropna=False, sort=True).mean()
     for name, q in (("t_sep_median", 0.5), ("t_sep_q25", 0.25), ("t_sep_q75", 0.75)):
-        out[name] = g["t_sep"].agg(censored_quantile, q).astype("float64")
+        out[name] = grouped_censored_quantile(df, keys, "t_sep", q)
     eps_cols = [c for c in df.columns if c.startswith("t_eps_")]
     if eps is not None:
         from gdbench.metrics import eps_column
         eps_cols = [eps_column(e) for e in eps if eps_column(e) in df]
     for c in eps_cols:
-        out[c] = g[c].agg(censored_quantile, 0.5).astype("float64")
+        out[c] = grouped_censored_quantile(df, keys, c, 0.5)
     out["final_loss"] = g["final_loss"].median()
     out["final_log_loss"] = g["final_log_loss"].median()
     if "rate_slope" in df:
@@ -203,9 +216,11 @@ def oscillation_table(runs: pd.DataFrame, *, by=None) -> pd.DataFrame:
     of the misclassified count; diverged and failed runs counted (their metrics up to divergence
     are included, failed runs have none)."""
     keys = group_columns(runs, by)
-    out = _status_counts(_groupby(runs, keys))
-    g = _groupby(runs[runs["status"] != "failed"], keys)
-    out["non_monotone"] = g["n_increases"].agg(lambda s: (s.dropna() > 0).mean() if s.notna().any() else np.nan)
+    out = _status_counts(runs, keys)
+    df = runs[runs["status"] != "failed"]
+    g = _groupby(df, keys)
+    out["non_monotone"] = (df["n_increases"].astype("float64") > 0).where(df["n_increases"].notna()).groupby(
+        [df[k] for k in keys], dropna=False, sort=True).mean()
     for c in ("n_increases", "transition_time", "peak_ratio", "max_jump", "n_misclassified_increases"):
         if c in runs:
             out[c] = g[c].median().astype("float64")
@@ -309,8 +324,8 @@ def perceptron_table(runs: pd.DataFrame, *, by=None) -> pd.DataFrame:
     if not len(df):
         return pd.DataFrame()
     keys = group_columns(df, by)
+    out = _status_counts(df, keys)
     g = _groupby(df, keys)
-    out = _status_counts(g)
     out["final_gap"] = g["final_perceptron_gap"].median()
     out["max_gap"] = g["max_perceptron_gap"].median()
     out["agree_frac"] = g["misclassified_agree_frac"].median()

@@ -8,6 +8,7 @@ with an interquartile band.
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -16,8 +17,8 @@ import pandas as pd  # noqa: E402
 
 from gdbench import analysis  # noqa: E402
 
-plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7, "figure.dpi": 120,
-                     "savefig.bbox": "tight"})
+# no "savefig.bbox: tight": it draws every figure once more per file; tight_layout() suffices
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7, "figure.dpi": 120})
 
 
 def label(row, columns) -> str:
@@ -55,16 +56,21 @@ def _series(df, columns):
         yield label(part.iloc[0], columns), part
 
 
-def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr") -> plt.Figure:
+def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int = 10, title=None) -> plt.Figure:
     """log10 F(W_t) (top) and accuracy (bottom) against t, one column of panels per model (the
     `panel` columns; default: the model columns), one colour per step size, median over seeds
-    with an interquartile band. `curves` is `analysis.curve_quantiles(...)` for one data setting."""
+    with an interquartile band. `curves` is `analysis.curve_quantiles(...)` for one data setting.
+    More than `max_lines` step sizes are thinned to `max_lines` evenly spaced ones (said in the
+    legend title) — more curves on one panel cannot be read."""
     keys = curves.attrs.get("keys", [])
     panel = analysis.model_columns(keys) if panel is None else list(panel)
     panels = list(_series(curves, panel))
     fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels) + 0.6, 5.2), squeeze=False,
                              sharex=True)
     colours = sorted(curves[color].dropna().unique())
+    shown_of = len(colours)
+    if len(colours) > max_lines:
+        colours = [colours[i] for i in np.unique(np.linspace(0, len(colours) - 1, max_lines).round().astype(int))]
     cmap = plt.get_cmap("viridis", max(len(colours), 2))
     for j, (title, part) in enumerate(panels):
         for k, value in enumerate(colours):
@@ -75,15 +81,20 @@ def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr") -> plt.Figure:
             for row, col in ((0, "log10_loss"), (1, "accuracy")):
                 ax = axes[row, j]
                 ax.plot(t, sub[f"{col}_median"], color=cmap(k), lw=1.1, label=f"η={_num(value)}")
-                ax.fill_between(t, sub[f"{col}_q25"], sub[f"{col}_q75"], color=cmap(k), alpha=0.2, lw=0)
+                ax.fill_between(t, sub[f"{col}_q25"], sub[f"{col}_q75"], color=cmap(k), alpha=0.2, lw=0,
+                                rasterized=True)  # bands as pixels: PDFs stay small and fast
         axes[0, j].set_title(title)
         axes[0, j].set_ylabel(r"$\log_{10} F(W_t)$")
         axes[1, j].set_ylabel("training accuracy")
         axes[1, j].set_xlabel("iteration t")
         for ax in axes[:, j]:
-            ax.set_xscale("symlog", linthresh=1)
+            ax.set_xscale("symlog", linthresh=1)  # keeps t = 0, the initial point
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # symlog minors: thousands of ticks
             ax.grid(alpha=0.3)
-    axes[0, -1].legend(loc="best", ncol=1 if len(colours) < 8 else 2)
+    axes[0, -1].legend(loc="best", ncol=1 if len(colours) < 8 else 2,
+                       title=None if shown_of == len(colours) else f"{len(colours)} of {shown_of} step sizes")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -99,7 +110,8 @@ def versus_step_size(table: pd.DataFrame, *, y: str, ylabel: str, low=None, high
     for name, part in _series(table.sort_values("lr"), series):
         line, = ax.plot(part["lr"], part[y], marker="o", ms=3, lw=1.1, label=name)
         if low and high:
-            ax.fill_between(part["lr"], part[low], part[high], color=line.get_color(), alpha=0.2, lw=0)
+            ax.fill_between(part["lr"], part[low], part[high], color=line.get_color(), alpha=0.2, lw=0,
+                            rasterized=True)
     ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")

@@ -230,9 +230,7 @@ def _figures(runs, traj, made, folder: Path, *, by=None) -> list:
     for i, (slug, name, part) in enumerate(_facets(curves)):
         if i >= MAX_FACETS:
             break
-        fig = figures.loss_curves(part)
-        fig.suptitle(name, y=1.02)
-        paths += figures.save(fig, folder / f"loss_curves_{slug}")
+        paths += figures.save(figures.loss_curves(part, title=name), folder / f"loss_curves_{slug}")
     rates, osc = made["rates"], made["oscillation"]
     for i, ((slug, name, r), (_, _, o)) in enumerate(zip(_facets(rates), _facets(osc))):
         if i >= MAX_FACETS:

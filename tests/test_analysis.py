@@ -65,9 +65,10 @@ def test_loglog_fit_and_bootstrap_interval_match_ols_theory():
 
 def test_censored_quantiles_read_null_as_never():
     s = pd.Series([1, 2, None, None], dtype="Int64")
-    assert analysis.censored_quantile(s, 0.25) == 1  # sorted [1, 2, ∞, ∞]: lower quartile 1
-    assert analysis.censored_quantile(s, 0.5) == 2  # "lower" median of 4 = 2nd value
-    assert np.isnan(analysis.censored_quantile(pd.Series([1, None, None], dtype="Int64"), 0.5))
+    # sorted [1, 2, ∞, ∞]: position 0.75 for q = 0.25 → 1 + 0.75·(2 − 1) = 1.75 (numpy's linear rule)
+    assert analysis.censored_quantile(s, 0.25) == 1.75
+    assert np.isnan(analysis.censored_quantile(s, 0.5))  # halfway between 2 and ∞: not reached
+    assert analysis.censored_quantile(pd.Series([1, 2, None], dtype="Int64"), 0.5) == 2  # exactly the 2nd value
     assert analysis.censored_quantile(pd.Series([1, 3, 5, 7]), 0.5) == 4  # uncensored: usual median
 
 
