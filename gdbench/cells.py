@@ -42,6 +42,7 @@ class Chunk:
     objects: tuple  # (model, loss, algorithm) instances of the cell
     columns: list  # per-run configuration columns
     cost_s: float
+    direction: object = None  # reference direction (d,) for direction_error, or None
 
     @property
     def chunk_id(self) -> str:
@@ -89,12 +90,22 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
             seen.add(r.run_id)
         raise ValueError(f"two jobs define the same run ({' '.join(dup.overrides)}): remove the duplicate "
                          f"sweep values")
-    datasets, names, cells = {}, {}, {}
+    datasets, names, cells, directions = {}, {}, {}, {}
     for run in runs:  # validation of the whole grid first: errors name the key and the run
         ds, model, loss, algorithm = grid.build(run)
         datasets.setdefault(run.data_key, (ds.x, ds.y))
+        if run.config.get("direction") == "svm" and run.data_key not in directions:
+            from gdbench.data import max_margin_direction
+            try:
+                directions[run.data_key] = max_margin_direction(ds.x, ds.y)
+            except ValueError as e:
+                raise ValueError(f"{e} (in run {' '.join(run.overrides) or run.run_id})") from e
         names[run.run_id] = {"dataset": ds.name, "model": model.name, "loss": loss.name,
                              "algorithm": algorithm.name, "n": ds.n, "d": ds.d}
+        if run.data_key in directions and run.config.get("direction"):
+            u = directions[run.data_key]  # μ = min_i y_i x_iᵀu and R = max_i ‖x_i‖ of these data
+            names[run.run_id].update(data_margin=float(np.min(ds.y * (ds.x @ u))),
+                                     data_radius=float(np.max(np.linalg.norm(ds.x, axis=1))))
         cells.setdefault(run.cell_key, (run, (model, loss, algorithm), []))[2].append(run)
     todo_cells = 0
     chunks = []
@@ -112,7 +123,8 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
             part = members[i:i + size]
             chunks.append(Chunk(key, first.data_key, part, objects,
                                 [r.columns(names[r.run_id]) for r in part],
-                                estimate_seconds(objects[0], *x.shape, len(part), T)))
+                                estimate_seconds(objects[0], *x.shape, len(part), T),
+                                directions.get(first.data_key) if first.config.get("direction") else None))
     tasks, current = [], []
     for ch in chunks:
         current.append(ch)
@@ -142,7 +154,7 @@ def run_task(task: Task, datasets: dict, *, device: str = "cpu") -> list[dict]:
                 x, y, model=model, loss=loss, algorithm=algorithm,
                 lrs=[r.lr for r in ch.runs], seeds=[r.seed for r in ch.runs], iterations=c["iterations"],
                 eps=tuple(c["eps"]), record=engine.RecordSchedule(**c["record"]), companion=c["companion"],
-                stop_loss=c["stop_loss"], device=device, dtype=c["dtype"])
+                stop_loss=c["stop_loss"], device=device, dtype=c["dtype"], direction=ch.direction)
             rows = []
             for cols, metrics in zip(ch.columns, res.run_rows()):
                 metrics.pop("lr"), metrics.pop("seed")

@@ -137,21 +137,32 @@ def perceptron_lower_bound(n: int = 100):
 
 
 @dataset
-def margin_2d(n_pos: int = 50, n_neg: int = 50, margin: float = 0.1, width: float = 1.0, *, seed: int = 0):
-    """2-D separable data with max-margin direction e_2 and margin exactly `margin`: one point of
-    each class at (0, ±margin), the others at (a, y·(margin + b)), a ~ U(−width, width),
-    b ~ |N(0, 1/4)|. (For Wu et al. 2024 and Crawshaw & Liu 2026.)"""
+def margin_2d(n_pos: int = 50, n_neg: int = 50, margin: float = 0.1, width: float = 1.0, skew: float = 0.0,
+              *, seed: int = 0):
+    """2-D separable data for the large-step studies (Wu et al. 2024; Crawshaw & Liu 2026): one
+    support point of each class with y·x = (−skew, margin), the others with
+    y·x = (skew + y·a, margin + b), a ~ U(−width, width), b ~ |N(0, 1/4)|.
+
+    skew = 0: the max-margin direction is e_2 and the margin is exactly `margin` — but the class
+    mean points along e_2 too, so the first GD step already separates. skew > 0 tilts the mean
+    toward e_1 while the support points lean the other way: the first large step misclassifies
+    them and GD goes through an unstable phase. The max-margin direction then tilts slightly off
+    e_2 and the margin is ≥ `margin`; `direction=svm` records the exact values (data_margin)."""
     _positive_int("data.n_pos", n_pos, 1)
     _positive_int("data.n_neg", n_neg, 1)
     if not margin > 0:
         raise ValueError(f"data.margin={margin!r}: expected > 0")
+    if not skew >= 0:
+        raise ValueError(f"data.skew={skew!r}: expected ≥ 0")
     rng = np.random.default_rng(seed)
     y = np.concatenate([np.ones(n_pos), -np.ones(n_neg)])
     a = rng.uniform(-width, width, n_pos + n_neg)
     b = np.abs(rng.standard_normal(n_pos + n_neg)) / 2
-    a[[0, n_pos]] = 0.0
-    b[[0, n_pos]] = 0.0
-    return np.stack([a, y * (margin + b)], axis=1), y
+    yx1 = skew + y * a
+    support = [0, n_pos]
+    yx1[support] = -skew
+    b[support] = 0.0
+    return np.stack([y * yx1, y * (margin + b)], axis=1), y
 
 
 @dataset
@@ -317,3 +328,17 @@ def _two_classes(x, label, classes, n, seed, source):
 def _positive_int(key, value, least):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
         raise ValueError(f"{key}={value!r}: expected an integer ≥ {least}")
+
+
+def max_margin_direction(x, y) -> np.ndarray:
+    """Unit direction of the hard-margin SVM through the origin, argmax_{‖u‖=1} min_i y_i x_iᵀu
+    (the limit direction of GD with small steps, Soudry et al. 2018), by scikit-learn's SVC.
+    SVC fits an intercept; on the symmetrized data {(x_i, y_i)} ∪ {(−x_i, −y_i)} the max-margin
+    hyperplane passes through the origin by symmetry, so the intercept comes out 0."""
+    from sklearn.svm import SVC
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    svm = SVC(kernel="linear", C=1e10, tol=1e-10, max_iter=10**7).fit(np.vstack([x, -x]), np.concatenate([y, -y]))
+    u = svm.coef_.ravel()
+    if not np.all(y * (x @ u) > 0):
+        raise ValueError("direction=svm: the data are not linearly separable through the origin")
+    return u / np.linalg.norm(u)

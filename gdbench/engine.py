@@ -130,8 +130,13 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
              iterations: int, eps: Sequence[float] = (1e-2, 1e-4, 1e-8),
              record: RecordSchedule = RecordSchedule(), companion: bool = False,
              stop_loss: float | None = None, check_every: int = 100,
-             device: str = "cpu", dtype: str = "float64", keep_params: bool = False) -> CellResult:
+             device: str = "cpu", dtype: str = "float64", keep_params: bool = False,
+             direction=None) -> CellResult:
     """Run R = len(lrs) replicas of `algorithm` on (x, y) together for `iterations` steps.
+
+    direction: a reference direction u (d,) for the linear model, e.g. the hard-margin SVM
+    direction; then the trajectory records `direction_error` = ‖W_t/‖W_t‖ − u/‖u‖‖ and the runs
+    get `final_direction_error` (Soudry et al. 2018: ~1/log t for small steps).
 
     stop_loss: stop early once every live replica has separated the data and has F ≤ stop_loss
     (checked every `check_every` iterations; None = run the whole budget).
@@ -150,6 +155,13 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     log_n = math.log(n)
 
     trained, fixed = model.init(d, seeds_np.tolist(), dtype=tdtype, device=device)
+    if direction is not None:
+        if list(trained) != ["v"]:
+            raise ValueError(f"direction: a reference direction needs the linear model, got model={model.name!r}")
+        u = _to_tensor(np.asarray(direction, dtype=np.float64).reshape(-1), tdtype, device)
+        if u.shape[0] != d or not bool(torch.isfinite(u).all()) or float(u.norm()) == 0:
+            raise ValueError(f"direction: expected a finite non-zero vector of length d={d}, got shape {tuple(u.shape)}")
+        u = u / u.norm()
     state = algorithm.init_state(trained)
     if companion:
         perceptron = BatchPerceptron(lr=1.0)
@@ -167,6 +179,9 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
         if companion:
             row["perceptron_gap"] = gap
             row["misclassified_agree"] = agree.to(tdtype)
+        if direction is not None:
+            v = trained["v"]
+            row["direction_error"] = torch.linalg.vector_norm(v / v.norm(dim=1, keepdim=True) - u, dim=1)
         return row
 
     metrics = OnlineMetrics(R, eps, device=device, dtype=tdtype)
@@ -247,6 +262,8 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
                                           if p is not None else np.full(R, np.nan))
     div = diverged_at.cpu().numpy().astype(np.float64)
     out["diverged_at"] = np.where(div < 0, np.nan, div)
+    if direction is not None:
+        out["final_direction_error"] = final["direction_error"]
     out["status"] = np.where(div < 0, "ok", "diverged").astype(object)
     traj = {k: torch.stack([r[k] for r in rec_rows]).cpu().numpy() for k in rec_rows[0]}
     with np.errstate(over="ignore"):  # a loss beyond float range is inf; log_loss keeps the value

@@ -64,7 +64,8 @@ class Run:
         out = {"run_id": self.run_id, "cell_id": self.cell_key, **names,
                "activation": c["model"].get("activation", "identity" if names["model"] == "linear" else None),
                "width": c["model"].get("width"), "lr": self.lr, "seed": self.seed,
-               "iterations": c["iterations"], "companion": bool(c["companion"]), "dtype": c["dtype"]}
+               "iterations": c["iterations"], "companion": bool(c["companion"]), "dtype": c["dtype"],
+               "direction": c.get("direction")}
         for section in SECTIONS:
             for k, v in c[section].items():
                 if k != "_target_":
@@ -78,6 +79,8 @@ def run_from_config(cfg: dict, overrides=()) -> Run:
     if missing:
         raise ValueError(f"config: missing keys {missing}")
     config = {k: cfg[k] for k in SECTIONS + RUN_KEYS}
+    if cfg.get("direction") is not None:  # only when set, so run ids without it stay as they were
+        config["direction"] = cfg["direction"]
     return Run(config=config, overrides=list(overrides))
 
 
@@ -101,6 +104,13 @@ def build(run: Run):
         if model.homogeneity != 1:
             raise ValueError(f"companion=true needs a model 1-homogeneous in its trained parameters; "
                              f"{model.name} with these options has homogeneity {model.homogeneity} "
+                             f"(in run {' '.join(run.overrides) or run.run_id})")
+    if run.config.get("direction") is not None:
+        if run.config["direction"] != "svm":
+            raise ValueError(f"direction={run.config['direction']!r}: expected null or svm "
+                             f"(in run {' '.join(run.overrides) or run.run_id})")
+        if model.name != "linear":
+            raise ValueError(f"direction=svm needs model=linear, got {model.name!r} "
                              f"(in run {' '.join(run.overrides) or run.run_id})")
     return ds, model, loss, algorithm
 

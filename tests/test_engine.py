@@ -159,3 +159,33 @@ def test_bad_algorithm_options():
         algorithms.GD(lr=-1)
     with pytest.raises(ValueError, match="algorithm.momentum=1.0"):
         algorithms.HeavyBall(momentum=1.0)
+
+
+def test_direction_error_to_the_svm_direction():
+    # margin_2d with skew = 0 is built with max-margin direction e_2 (by construction), so the
+    # SVM route must return (0, ±1); the engine's final direction_error must equal
+    # ‖v/‖v‖ − u‖ computed with numpy from the final parameters.
+    ds = data.margin_2d(n_pos=15, n_neg=15, margin=0.2, seed=3)
+    u = data.max_margin_direction(ds.x, ds.y)
+    assert np.allclose(u, [0.0, 1.0], atol=1e-6)
+    res = engine.run_cell(ds.x, ds.y, model=models.Linear(), loss=losses.Logistic(), algorithm=algorithms.GD(),
+                          lrs=[0.5, 50.0], seeds=[0, 0], iterations=300, direction=u, keep_params=True)
+    v = res.final_params["v"]
+    expected = np.linalg.norm(v / np.linalg.norm(v, axis=1, keepdims=True) - u, axis=1)
+    assert np.allclose(res.metrics["final_direction_error"], expected, rtol=1e-12)
+    err = res.trajectory["direction_error"]
+    assert np.isnan(err[0]).all() and np.all(np.isfinite(err[1:]))  # undefined at W_0 = 0
+    with pytest.raises(ValueError, match="direction"):
+        engine.run_cell(ds.x, ds.y, model=models.TwoLayer(width=4), loss=losses.Logistic(),
+                        algorithm=algorithms.GD(), lrs=[1.0], seeds=[0], iterations=2, direction=u)
+
+
+def test_skewed_margin_2d_makes_the_first_large_step_misclassify_the_support_points():
+    # skew = 1: Σ y_i x_i leans along e_1 (bulk y·x_1 = 1 + y·a), while the two support points
+    # have y·x = (−1, margin): after one large step from 0 exactly they are misclassified (hand).
+    ds = data.margin_2d(n_pos=20, n_neg=20, margin=0.1, skew=1.0, width=0.5)
+    step = (ds.y[:, None] * ds.x).mean(0)
+    assert step[0] > 0.5 and (ds.y * (ds.x @ step) <= 0).sum() == 2
+    res = engine.run_cell(ds.x, ds.y, model=models.Linear(), loss=losses.Logistic(), algorithm=algorithms.GD(),
+                          lrs=[1e4], seeds=[0], iterations=3, record=engine.RecordSchedule(dense=10, log_points=0))
+    assert res.trajectory["n_misclassified"][1, 0] == 2
