@@ -78,3 +78,13 @@ def report(argv=None) -> None:
         report_stage.build(root, **opts, echo=not args.quiet)
     except (KeyError, FileNotFoundError) as e:
         sys.exit(f"gdbench-report: {e}")
+
+
+def reproduce(argv=None) -> None:
+    """`gdbench-reproduce [--scale quick|paper] …`: see gdbench/reproduce.py."""
+    from gdbench.reproduce import main as reproduce_main
+    sys.exit(reproduce_main(argv))
+
+
+if __name__ == "__main__":  # `python -m gdbench.cli …` = `gdbench …` (used by gdbench-reproduce)
+    main()

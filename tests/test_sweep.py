@@ -204,3 +204,26 @@ def test_cuda_on_a_cluster_without_gpus_fails_fast(tmp_path, two_node_cluster):
                    env=dict(two_node_cluster["env"]), check=False)
     assert proc.returncode != 0 and "has no GPU" in proc.stdout + proc.stderr
     assert time.time() - start < 60
+
+
+@pytest.mark.slow
+def test_fast_job_composition_equals_hydra_compose(tmp_path):
+    # The launcher composes once per set of group choices and sets plain values on a copy; the
+    # run ids (hashes of the resolved run configs) must equal those of Hydra's own compose() of
+    # each job's overrides — the independent route.
+    from hydra import compose, initialize_config_dir
+    from gdbench import grid
+    from gdbench.cli import CONF_DIR
+    from gdbench.launcher import job_config
+    gdbench("-m", "model=linear,two_layer", "algorithm.lr=0.5,2", "seed=0,1", "data.d=3",
+            "iterations=5", "data.margin=0.25", "hydra.sweep.dir=sw", cwd=tmp_path)
+    runs = pd.read_parquet(tmp_path / "sw" / "runs.parquet")
+    expected = set()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for model in ("linear", "two_layer"):
+            for lr in ("0.5", "2"):
+                for seed in ("0", "1"):
+                    over = [f"model={model}", f"algorithm.lr={lr}", f"seed={seed}", "data.d=3", "iterations=5",
+                            "data.margin=0.25"]
+                    expected.add(grid.run_from_config(job_config(compose("config", overrides=over))).run_id)
+    assert set(runs["run_id"]) == expected and len(runs) == 8
