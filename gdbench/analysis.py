@@ -77,7 +77,8 @@ NEVER = 1e300  # stands for +∞ (a metric that never happened) inside grouped q
 def censored_quantile(values: pd.Series, q: float) -> float:
     """Quantile (linear interpolation) with null read as +∞ (a metric that never happened):
     NaN wherever the quantile reaches into the never-happened runs."""
-    v = np.where(values.isna(), NEVER, values.astype(float))
+    v = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+    v = np.where(np.isnan(v), NEVER, v)
     if len(v) == 0:
         return np.nan
     out = float(np.quantile(v, q))
@@ -86,7 +87,7 @@ def censored_quantile(values: pd.Series, q: float) -> float:
 
 def grouped_censored_quantile(df: pd.DataFrame, keys: list, column: str, q: float) -> pd.Series:
     """`censored_quantile` per group, vectorized (one grouped quantile over all groups)."""
-    filled = df[column].astype("float64").fillna(NEVER)
+    filled = pd.to_numeric(df[column], errors="coerce").astype("float64").fillna(NEVER)
     out = filled.groupby([df[k] for k in keys], dropna=False, sort=True).quantile(q)
     return out.where(out < NEVER / 10)
 
