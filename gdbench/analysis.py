@@ -274,10 +274,12 @@ def scaling_table(runs: pd.DataFrame, *, x: str = "d", by=None, n_boot: int = 10
     chosen = rates.loc[rates["best"], keys]
     sel = runs.merge(chosen, on=keys, how="inner")
     rest = [k for k in keys if k not in (x, "lr")]
-    # a data column tied to x (e.g. n varying together with d) is part of the x axis, not a group
-    varies = runs.groupby(x, dropna=False)
-    rest = [k for k in rest if not (k in ("n", "d") or k.startswith("data.")) or runs[k].nunique(dropna=False) < 2
-            or varies[k].nunique(dropna=False).max() > 1]
+    # a data column tied to x (e.g. n varying together with d) is part of the x axis, not a group:
+    # drop a data column that x and the other group columns determine
+    for k in [k for k in rest if k in ("n", "d") or k.startswith("data.")]:
+        others = [j for j in rest if j != k] + [x]
+        if runs[k].nunique(dropna=False) > 1 and runs.groupby(others, dropna=False)[k].nunique(dropna=False).max() == 1:
+            rest.remove(k)
     rows = []
     for key, part in (sel.groupby(rest, dropna=False, sort=True) if rest else [((), sel)]):
         use = part[part["t_sep"].notna() & (part["t_sep"] > 0)]

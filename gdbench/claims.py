@@ -193,7 +193,8 @@ def dimension_scaling(runs: pd.DataFrame, traj: pd.DataFrame) -> list[Verdict]:
     A gap appears when the linear model's interval lies above 0.75 and a nonlinear two-layer
     model's interval lies below 0.65. Holds: a gap that the two-layer *linear* control
     (identity) does not show; inconclusive: a gap the control shows too (a parametrization
-    effect, not a nonlinearity effect); does not hold: no gap."""
+    effect, not a nonlinearity effect), or data on which the linear model is not Ω(d) at all
+    (the premise fails); does not hold: linear Ω(d) but no nonlinear model clearly faster."""
     out = []
     df = _with_model_name(runs)
     for ds, part in df.groupby("dataset"):
@@ -210,8 +211,8 @@ def dimension_scaling(runs: pd.DataFrame, traj: pd.DataFrame) -> list[Verdict]:
                 and np.isfinite(hi) and hi < 0.65]
         measured = f"{ds}: " + "; ".join(lines)
         if not (np.isfinite(lin[1]) and lin[1] > 0.75):
-            out.append(Verdict(FAILS if np.isfinite(lin[0]) else INCONCLUSIVE, measured,
-                               f"{ds}: the linear model does not show Ω(d) here (exponent {_fmt(lin[0])})"))
+            out.append(Verdict(INCONCLUSIVE, measured, f"{ds}: the linear model does not need Ω(d) iterations on "
+                               f"these data (exponent {_fmt(lin[0])}), so they cannot show the gap"))
         elif not fast:
             out.append(Verdict(FAILS, measured, f"{ds}: no nonlinear two-layer model scales clearly below d^0.65"))
         elif np.isfinite(control[2]) and control[2] < 0.65:
@@ -300,18 +301,19 @@ def real_data_nonlinear_faster(runs: pd.DataFrame, traj: pd.DataFrame) -> Verdic
 # ---------------------------------------------------------------- 8. implicit bias
 
 def implicit_bias(runs: pd.DataFrame, traj: pd.DataFrame) -> list[Verdict]:
-    """Small steps (all but the largest η): (a) the rate slope of log F_t on log t is in
-    [−1.3, −0.7]; (b) the direction error to the SVM direction decays only logarithmically: its
+    """Small steps (all but the largest η): (a) the rate slope of log F_t on log t over the last
+    decade of iterations [T/10, T] (the asymptotic regime) is in [−1.3, −0.7]; (b) the direction error to the SVM direction decays only logarithmically: its
     log-log slope in t over t ≥ 100 is above −0.5 (no power of t like the loss's −1). A steeper
     decay is `inconclusive`, not a refutation: 1/log t is an asymptotic statement and a finite run
     can still be in a transient. Largest η: (c) the gap to the perceptron companion is ≤ 1e-2 and
     the final direction error to the SVM is ≥ 3× that of the smallest step."""
     lrs = sorted(runs["lr"].unique())
     small = runs[runs["lr"] < lrs[-1]]
-    rates = analysis.fit_rates(small, traj, t0=100)
+    last_decade = int(small["iterations"].min()) // 10
+    rates = analysis.fit_rates(small, traj, t0=last_decade)
     slope = float(rates["rate_slope"].median())
     a = Verdict(HOLDS if -1.3 <= slope <= -0.7 else FAILS,
-                f"median rate slope of log F_t on log t at η < {_fmt(lrs[-1])}: {_fmt(slope)}",
+                f"median slope of log F_t on log t over t ∈ [{last_decade}, T] at η < {_fmt(lrs[-1])}: {_fmt(slope)}",
                 "F_t ~ 1/t" if -1.3 <= slope <= -0.7 else "the loss does not decay like 1/t")
     if "direction_error" not in traj or "final_direction_error" not in runs:
         missing = Verdict(INCONCLUSIVE, "no direction_error recorded", "run with direction=svm")

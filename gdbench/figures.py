@@ -56,6 +56,20 @@ def _series(df, columns):
         yield label(part.iloc[0], columns), part
 
 
+def _legend(fig, ax, n: int) -> None:
+    """A legend inside the axes for a few series; below them (figure grown to fit) for many."""
+    if n <= 8:
+        ax.legend(loc="best")
+        fig.tight_layout()
+        return
+    rows = (n + 1) // 2
+    w, h = fig.get_size_inches()
+    extra = 0.16 * rows + 0.3
+    fig.set_size_inches(max(w, 6.5), h + extra)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=6, frameon=False)
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.95, bottom=(extra + 0.5) / (h + extra))
+
+
 def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int = 10, title=None) -> plt.Figure:
     """log10 F(W_t) (top) and accuracy (bottom) against t, one column of panels per model (the
     `panel` columns; default: the model columns), one colour per step size, median over seeds
@@ -72,7 +86,7 @@ def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int 
     if len(colours) > max_lines:
         colours = [colours[i] for i in np.unique(np.linspace(0, len(colours) - 1, max_lines).round().astype(int))]
     cmap = plt.get_cmap("viridis", max(len(colours), 2))
-    for j, (title, part) in enumerate(panels):
+    for j, (panel_title, part) in enumerate(panels):
         for k, value in enumerate(colours):
             sub = part[part[color] == value]
             if not len(sub):
@@ -83,7 +97,7 @@ def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int 
                 ax.plot(t, sub[f"{col}_median"], color=cmap(k), lw=1.1, label=f"η={_num(value)}")
                 ax.fill_between(t, sub[f"{col}_q25"], sub[f"{col}_q75"], color=cmap(k), alpha=0.2, lw=0,
                                 rasterized=True)  # bands as pixels: PDFs stay small and fast
-        axes[0, j].set_title(title)
+        axes[0, j].set_title(panel_title)
         axes[0, j].set_ylabel(r"$\log_{10} F(W_t)$")
         axes[1, j].set_ylabel("training accuracy")
         axes[1, j].set_xlabel("iteration t")
@@ -107,8 +121,10 @@ def versus_step_size(table: pd.DataFrame, *, y: str, ylabel: str, low=None, high
     keys = table.attrs.get("keys", [])
     series = [k for k in keys if k != "lr"] if series is None else list(series)
     fig, ax = plt.subplots(figsize=(4.6, 3.3))
+    n = 0
     for name, part in _series(table.sort_values("lr"), series):
         line, = ax.plot(part["lr"], part[y], marker="o", ms=3, lw=1.1, label=name)
+        n += 1
         if low and high:
             ax.fill_between(part["lr"], part[low], part[high], color=line.get_color(), alpha=0.2, lw=0,
                             rasterized=True)
@@ -118,8 +134,7 @@ def versus_step_size(table: pd.DataFrame, *, y: str, ylabel: str, low=None, high
     ax.set_xlabel(r"step size $\eta$")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    fig.tight_layout()
+    _legend(fig, ax, n)
     return fig
 
 
@@ -133,20 +148,21 @@ def perceptron_gap(table: pd.DataFrame, **kw) -> plt.Figure:
     keys = table.attrs.get("keys", [])
     series = [k for k in keys if k != "lr"]
     fig, ax = plt.subplots(figsize=(4.6, 3.3))
+    n = 0
     for name, part in _series(table.sort_values("lr"), series):
         line, = ax.plot(part["lr"], part["final_gap"], marker="o", ms=3, label=f"{name}: final")
         ax.plot(part["lr"], part["max_gap"], ls="--", color=line.get_color(), label=f"{name}: max over t")
+        n += 2
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"step size $\gamma$")
     ax.set_ylabel(r"$\|W_t/\gamma - \hat W_t\| \,/\, \|\hat W_t\|$")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    fig.tight_layout()
+    _legend(fig, ax, n)
     return fig
 
 
-def tsep_scaling(runs: pd.DataFrame, scaling: pd.DataFrame, *, x: str = "d", by=None) -> plt.Figure:
+def tsep_scaling(runs: pd.DataFrame, scaling: pd.DataFrame, *, x: str = "d", by=None, title=None) -> plt.Figure:
     """t_sep against x on log-log axes at each x's best step size: per-x medians as points, the
     fitted power law as a line, its exponent and bootstrap interval in the legend. `scaling` is
     `analysis.scaling_table(runs, x=x)`."""
@@ -175,8 +191,9 @@ def tsep_scaling(runs: pd.DataFrame, scaling: pd.DataFrame, *, x: str = "d", by=
     ax.set_xlabel({"d": "dimension d", "n": "samples n"}.get(x, x))
     ax.set_ylabel(r"iterations to separate $t_{\mathrm{sep}}$")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="best")
-    fig.tight_layout()
+    if title:
+        ax.set_title(title)
+    _legend(fig, ax, len(scaling))
     return fig
 
 

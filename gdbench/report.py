@@ -12,6 +12,7 @@ import html
 import json
 import math
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -159,7 +160,9 @@ def tables(runs: pd.DataFrame, traj: pd.DataFrame, *, by=None, t0: int = 10, n_b
         out["acceleration"] = analysis.acceleration_table(runs, by=by)
     for x in ("d", "n"):
         if x in runs and runs.loc[runs["status"] == "ok", x].nunique() > 1:
-            out[f"scaling_{x}"] = analysis.scaling_table(runs, x=x, by=by, n_boot=n_boot)
+            scaling = analysis.scaling_table(runs, x=x, by=by, n_boot=n_boot)
+            if len(scaling) and (scaling["levels"] >= 2).any():  # x varies within some setting
+                out[f"scaling_{x}"] = scaling
     if runs["iterations"].nunique() > 1:
         budget = analysis.budget_table(runs, by=by, n_boot=n_boot)
         if len(budget):
@@ -190,8 +193,10 @@ def build(sweep_dir, *, by=None, t0: int = 10, n_boot: int = 1000, columns: dict
     root = Path(sweep_dir).expanduser()
     runs, traj = load(root, trajectory_columns=["log_loss", "accuracy"])
     out = root / "report"
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for sub in ("tables", "figures"):  # a rebuild replaces the previous report, stale files included
+        if (out / sub).is_dir():
+            shutil.rmtree(out / sub)
+        (out / sub).mkdir(parents=True)
     planned = planned_run_ids(root)
     finished = int((runs["status"] != "failed").sum())
     failed = int((runs["status"] == "failed").sum())
@@ -244,9 +249,12 @@ def _figures(runs, traj, made, folder: Path, *, by=None) -> list:
     if "lr" in osc:
         paths += figures.save(figures.transition_time(osc), folder / "transition_time")
     for x in ("d", "n"):
-        if f"scaling_{x}" in made:
-            paths += figures.save(figures.tsep_scaling(runs, made[f"scaling_{x}"], x=x, by=by),
-                                  folder / f"t_sep_vs_{x}")
+        if f"scaling_{x}" in made:  # one figure per data setting, one series per model
+            for i, (slug, name, part) in enumerate(_facets(made[f"scaling_{x}"])):
+                if i >= MAX_FACETS:
+                    break
+                fig = figures.tsep_scaling(runs, part, x=x, by=by, title=None if name == "all runs" else name)
+                paths += figures.save(fig, folder / (f"t_sep_vs_{x}" + ("" if slug == "all" else f"_{slug}")))
     if "perceptron" in made:
         paths += figures.save(figures.perceptron_gap(made["perceptron"]), folder / "perceptron_gap")
     return [str(p) for p in paths]

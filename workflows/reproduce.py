@@ -1,0 +1,11 @@
+"""Reproduce the papers: every study of conf/experiment/ as a sweep, each with its report, then
+claims.md / claims.html with a verdict per claim computed from the runs.
+
+    .venv/bin/python workflows/reproduce.py [--scale quick|paper|smoke] [--out results/reproduce-quick]
+
+(= `gdbench-reproduce …`; quick scale ≈ 10 minutes on a 2-core laptop).
+"""
+from gdbench.cli import reproduce
+
+if __name__ == "__main__":
+    reproduce()
