@@ -36,14 +36,16 @@ def test_end_of_sweep_report_writes_every_table_and_figure(sweep):
         for ext in ("md", "tex", "csv"):
             assert (rep / "tables" / f"{name}.{ext}").stat().st_size > 0, (name, ext)
     figs = sorted(p.name for p in (rep / "figures").iterdir())
-    for stem in ("transition_time", "t_sep_vs_d", "perceptron_gap"):
+    for stem in ("transition_time", "perceptron_gap"):
         assert f"{stem}.png" in figs and f"{stem}.pdf" in figs
+    assert sorted(f for f in figs if f.startswith("t_sep_vs_d")) == [  # one per data setting (the loss)
+        f"t_sep_vs_d_gaussian_{loss}_gd.{ext}" for loss in ("logistic", "squared") for ext in ("pdf", "png")]
     assert sum(f.startswith("loss_curves_") and f.endswith(".png") for f in figs) == 4  # (d, loss) settings
     assert sum(f.startswith("heatmap_t_sep_") and f.endswith(".pdf") for f in figs) == 4
     assert all((rep / "figures" / f).stat().st_size > 1000 for f in figs)
     index = (rep / "index.md").read_text()
     assert "72 runs finished, 0 failed, 0 of 72 planned runs not finished" in index
-    assert "git_commit" in index and "![t_sep_vs_d.png](figures/t_sep_vs_d.png)" in index
+    assert "git_commit" in index and "![transition_time.png](figures/transition_time.png)" in index
     html = (rep / "index.html").read_text()
     assert html.count("<table") == 5 and '<img src="figures/transition_time.png"' in html
 
