@@ -5,6 +5,8 @@
 1. A 200-run grid (linear, n=200, d=50, 500 iterations, 20 step sizes × 10 seeds): wall time of
    `gdbench -m …` (one batched sweep on embedded Ray) against Hydra's basic launcher running the
    same 200 runs one job at a time through gdbench's single-run path (`hydra/launcher=basic`).
+   Also the same grid on an already-running local Ray cluster (`ray start --head`, started here
+   and stopped by PID): the cost when the cluster outlives the sweep, as on a shared machine.
 2. The split of gdbench's wall time (from provenance.json): Ray start, planning, store writes,
    scheduling, worker compute — on a compute-heavy grid (two-layer networks, ≥ 30 s of compute).
 3. Throughput of that grid with 1 worker versus 2 (`cluster.num_cpus=1` vs 2).
@@ -26,8 +28,8 @@ HEAVY = ["-m", "model=two_layer", "model.width=128", "data.n=500", "data.d=50", 
          "task_seconds=2", "max_replicas=8"]
 
 
-def run(args, cwd):
-    env = dict(os.environ, RAY_TMPDIR=tempfile.mkdtemp(prefix="gdb", dir="/tmp"))
+def run(args, cwd, **env_extra):
+    env = dict(os.environ, RAY_TMPDIR=tempfile.mkdtemp(prefix="gdb", dir="/tmp"), **env_extra)
     t = time.perf_counter()
     out = subprocess.run([str(BIN), *args], cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -40,6 +42,33 @@ def timings(sweep):
     return json.loads((Path(sweep) / "provenance.json").read_text())["sessions"][-1]["result"]["timings"]
 
 
+def on_running_cluster(tmp: Path) -> float:
+    """The 200-run grid against a head node started here (stopped by PID, never `ray stop`)."""
+    import signal
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="gdh", dir="/tmp")
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_TMPDIR=temp)
+    head = subprocess.Popen([str(BIN.parent / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", "--node-ip-address=127.0.0.1", f"--temp-dir={temp}",
+                             "--block"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        probe = "import ray,sys; ray.init(address=sys.argv[1]); print(ray.cluster_resources().get('CPU'))"
+        for _ in range(60):
+            ok = subprocess.run([sys.executable, "-c", probe, f"127.0.0.1:{port}"], env=env, capture_output=True)
+            if ok.returncode == 0:
+                break
+            time.sleep(1)
+        return run(SMALL + ["cluster=address", f"cluster.address=127.0.0.1:{port}", "hydra.sweep.dir=oncluster"],
+                   tmp, RAY_AUTH_MODE="disabled")
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+
+
 def main():
     tmp = Path(tempfile.mkdtemp(prefix="gdbench-bench-"))
     t_gd = run(SMALL + ["hydra.sweep.dir=batched"], tmp)
@@ -48,6 +77,9 @@ def main():
           f"speed-up {t_basic / t_gd:.1f}x")
     split = timings(tmp / "batched")
     print("   split (s): " + ", ".join(f"{k}={v:.2f}" for k, v in split.items()))
+    t_cluster = on_running_cluster(tmp)
+    print(f"   on an already-running local Ray cluster: gdbench -m {t_cluster:.1f} s   "
+          f"speed-up {t_basic / t_cluster:.1f}x against the basic launcher")
 
     walls = {}
     for workers in (1, 2):

@@ -44,6 +44,14 @@ def job_config(cfg) -> dict:
 
 def execute(runs: list, settings: dict, sweep_dir, overrides=(), in_process: bool = False) -> dict:
     """Validate and plan every run, then run what is not finished yet, into `sweep_dir`."""
+    try:
+        return _execute(runs, settings, sweep_dir, overrides, in_process)
+    finally:  # Ray is stopped in the background while the store, summary and report are written
+        if "gdbench.scheduler" in sys.modules:
+            sys.modules["gdbench.scheduler"].wait_shutdown()
+
+
+def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
     t0 = time.perf_counter()
     store = Store(sweep_dir)
     p = cells.plan(runs, done_run_ids=store.finished_run_ids(), task_seconds=settings["task_seconds"],
@@ -60,7 +68,8 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=(), in_process: boo
         res = scheduler.run(p, store, address=cluster.get("address"), num_cpus=resources["num_cpus"],
                             num_gpus=resources["num_gpus"], device=settings["device"],
                             local_num_cpus=cluster.get("num_cpus"), object_store_mb=cluster["object_store_mb"],
-                            ship_code=cluster.get("ship_code", False), progress=settings["progress"])
+                            ship_code=cluster.get("ship_code", False), progress=settings["progress"],
+                            background_shutdown=True)
     elif p.tasks:  # the single-run path: no Ray, the engine in this process
         s = time.perf_counter()
         for task in p.tasks:
