@@ -88,7 +88,8 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable | None, int | None]] = {
     # on CPU, boolean masks and `where` cost several times a plain multiply, and these passes
     # over (R, m, n) are what small two-layer cells spend their time on. None: φ' ≡ 1.
     "identity": (lambda h, a: h, None, 1),
-    "relu": (lambda h, a: torch.relu(h), lambda h, f, c, a: torch.sign(f).mul_(c), 1),
+    # relu in place: its φ' needs only φ(h), so the pre-activations need not survive
+    "relu": (lambda h, a: torch.relu_(h), lambda h, f, c, a: torch.sign(f).mul_(c), 1),
     "leaky_relu": (lambda h, a: torch.where(h > 0, h, a * h),
                    lambda h, f, c, a: torch.sign(h).clamp_(min=0.0).mul_(1.0 - a).add_(a).mul_(c), 1),
     "quadratic": (lambda h, a: h * h, lambda h, f, c, a: (2.0 * h).mul_(c), 2),
