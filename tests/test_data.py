@@ -1,7 +1,6 @@
 """Datasets: the paper constructions by hand, real-data loaders on tiny files written in the
 standard formats, the shared options, and errors that name the field or file."""
 import gzip
-import math
 import pickle
 
 import numpy as np

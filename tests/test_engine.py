@@ -2,7 +2,6 @@
 gdbench.reference (torch.optim.SGD for the momentum methods), and the perceptron limit."""
 import numpy as np
 import pytest
-import torch
 
 from gdbench import algorithms, data, engine, losses, models, reference
 

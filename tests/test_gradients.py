@@ -2,7 +2,6 @@
 gdbench.reference, for every model × activation × trained-layer option × loss."""
 import itertools
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,7 +1,6 @@
 """The log-domain loss: equal to log(loss) where the loss is representable, finite where it underflows."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -89,7 +89,7 @@ def test_plan_is_a_dry_run(tmp_path):
 
 
 def test_single_run_path_without_ray(tmp_path):
-    proc = gdbench("iterations=30", "hydra.run.dir=one", cwd=tmp_path)
+    gdbench("iterations=30", "hydra.run.dir=one", cwd=tmp_path)
     runs = pd.read_parquet(tmp_path / "one" / "runs.parquet")
     assert len(runs) == 1 and runs.status[0] == "ok"
 
@@ -186,7 +186,7 @@ def test_driver_killed_then_rerun_completes_without_recomputing(tmp_path):
 @pytest.mark.slow
 def test_sweep_on_a_two_node_cluster_uses_both_nodes(tmp_path, two_node_cluster):
     env = dict(two_node_cluster["env"])
-    proc = gdbench("-m", "algorithm.lr=0.1,1,10,100", "seed=0,1", "model=two_layer", "iterations=3000",
+    gdbench("-m", "algorithm.lr=0.1,1,10,100", "seed=0,1", "model=two_layer", "iterations=3000",
                    "data.n=100", "data.d=10", "task_seconds=0.01", "max_replicas=1", "cluster=address",
                    f"cluster.address={two_node_cluster['address']}", "hydra.sweep.dir=sw", cwd=tmp_path, env=env)
     runs = pd.read_parquet(tmp_path / "sw" / "runs.parquet")
