@@ -228,6 +228,8 @@ def scaling_table(runs: pd.DataFrame, *, x: str = "d", by=None, n_boot: int = 10
         rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs["keys"] = rest
+    # the per-level medians at the chosen steps, for the figure (plain lists: attrs get copied)
+    out.attrs["points"] = rates.loc[rates["best"], keys + ["t_sep_median"]].to_dict("list")
     return out
 
 

@@ -97,15 +97,16 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
         if run.config.get("direction") == "svm" and run.data_key not in directions:
             from gdbench.data import max_margin_direction
             try:
-                directions[run.data_key] = max_margin_direction(ds.x, ds.y)
+                u = max_margin_direction(ds.x, ds.y)
             except ValueError as e:
                 raise ValueError(f"{e} (in run {' '.join(run.overrides) or run.run_id})") from e
+            # once per dataset: u, and the data's margin μ = min_i y_i x_iᵀu and radius max_i ‖x_i‖
+            directions[run.data_key] = (u, {"data_margin": float(np.min(ds.y * (ds.x @ u))),
+                                            "data_radius": float(np.max(np.linalg.norm(ds.x, axis=1)))})
         names[run.run_id] = {"dataset": ds.name, "model": model.name, "loss": loss.name,
                              "algorithm": algorithm.name, "n": ds.n, "d": ds.d}
-        if run.data_key in directions and run.config.get("direction"):
-            u = directions[run.data_key]  # μ = min_i y_i x_iᵀu and R = max_i ‖x_i‖ of these data
-            names[run.run_id].update(data_margin=float(np.min(ds.y * (ds.x @ u))),
-                                     data_radius=float(np.max(np.linalg.norm(ds.x, axis=1))))
+        if run.config.get("direction"):
+            names[run.run_id].update(directions[run.data_key][1])
         cells.setdefault(run.cell_key, (run, (model, loss, algorithm), []))[2].append(run)
     todo_cells = 0
     chunks = []
@@ -124,7 +125,7 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
             chunks.append(Chunk(key, first.data_key, part, objects,
                                 [r.columns(names[r.run_id]) for r in part],
                                 estimate_seconds(objects[0], *x.shape, len(part), T),
-                                directions.get(first.data_key) if first.config.get("direction") else None))
+                                directions[first.data_key][0] if first.config.get("direction") else None))
     tasks, current = [], []
     for ch in chunks:
         current.append(ch)

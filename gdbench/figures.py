@@ -165,12 +165,15 @@ def perceptron_gap(table: pd.DataFrame, **kw) -> plt.Figure:
 def tsep_scaling(runs: pd.DataFrame, scaling: pd.DataFrame, *, x: str = "d", by=None, title=None) -> plt.Figure:
     """t_sep against x on log-log axes at each x's best step size: per-x medians as points, the
     fitted power law as a line, its exponent and bootstrap interval in the legend. `scaling` is
-    `analysis.scaling_table(runs, x=x)`."""
-    keys = analysis.group_columns(runs, by)
-    if x not in keys:
-        keys = [k for k in keys if k != "lr"] + [x, "lr"]
-    rates = analysis.rates_table(runs, by=keys)
-    best = rates[rates["best"]]
+    `analysis.scaling_table(runs, x=x)`, which carries the points it fitted."""
+    if "points" in scaling.attrs:
+        best = pd.DataFrame(scaling.attrs["points"])
+    else:  # a scaling table built elsewhere: recompute the best-step medians
+        keys = analysis.group_columns(runs, by)
+        if x not in keys:
+            keys = [k for k in keys if k != "lr"] + [x, "lr"]
+        rates = analysis.rates_table(runs, by=keys)
+        best = rates[rates["best"]]
     rest = scaling.attrs.get("keys", [])
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     for _, fit in scaling.iterrows():
