@@ -38,7 +38,8 @@ class _Plain:
         return None
 
     def step(self, trained: Params, D: Params, lr: torch.Tensor, state):
-        return {k: v - _expand(lr, v) * D[k] for k, v in trained.items()}, state
+        # one fused pass (v + (−lr)·D, rounded as v − lr·D); the result keeps v's memory layout
+        return {k: torch.addcmul(v, _expand(lr, v), D[k], value=-1) for k, v in trained.items()}, state
 
     def __post_init__(self):
         _check_positive("algorithm.lr", self.lr)

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 
+_aten = torch.ops.aten
 Params = dict[str, torch.Tensor]
 
 
@@ -83,17 +85,20 @@ def _gelu_prime(h):
 
 ACTIVATIONS: dict[str, tuple[Callable, Callable | None, int | None]] = {
     # name: (φ(h, α), (h, φ(h), c, α) ↦ φ'(h)·c, homogeneity degree of φ or None).
-    # The second entry forms φ'(h)·c for c broadcast over the neurons without materializing φ'
-    # separately, reusing φ(h) where it gives φ' (relu: sign(φ(h)) ∈ {0, 1}; tanh: 1 − φ(h)²):
-    # on CPU, boolean masks and `where` cost several times a plain multiply, and these passes
-    # over (R, m, n) are what small two-layer cells spend their time on. None: φ' ≡ 1.
+    # The second entry forms φ'(h)·c for c broadcast over the neurons in as few passes over the
+    # (n, R, m) hidden units as possible, reusing φ(h) where it gives φ'. These passes are what
+    # small two-layer cells spend their time on besides the two GEMMs, and on CPU boolean masks
+    # and `where` cost several times a plain multiply; so relu and tanh use ATen's fused backward
+    # kernels (one pass each). None: φ' ≡ 1.
     "identity": (lambda h, a: h, None, 1),
-    # relu in place: its φ' needs only φ(h), so the pre-activations need not survive
-    "relu": (lambda h, a: torch.relu_(h), lambda h, f, c, a: torch.sign(f).mul_(c), 1),
-    "leaky_relu": (lambda h, a: torch.where(h > 0, h, a * h),
-                   lambda h, f, c, a: torch.sign(h).clamp_(min=0.0).mul_(1.0 - a).add_(a).mul_(c), 1),
+    # relu in place: its φ' needs only φ(h) (φ' = 1[φ(h) > 0]), so the pre-activations need not survive
+    "relu": (lambda h, a: torch.relu_(h), lambda h, f, c, a: _aten.threshold_backward(c, f, 0.0), 1),
+    # leaky: p = c·1[h > 0], then lerp(p, c, α) = p + α(c − p) is c where h > 0 and αc elsewhere.
+    # (ATen's leaky_relu_backward rounds α to float32, which is off by ~1e-9: not used.)
+    "leaky_relu": (lambda h, a: F.leaky_relu(h, a),
+                   lambda h, f, c, a: torch.lerp(_aten.threshold_backward(c, h, 0.0), c, a), 1),
     "quadratic": (lambda h, a: h * h, lambda h, f, c, a: (2.0 * h).mul_(c), 2),
-    "tanh": (lambda h, a: torch.tanh(h), lambda h, f, c, a: (1.0 - f * f).mul_(c), None),
+    "tanh": (lambda h, a: torch.tanh(h), lambda h, f, c, a: _aten.tanh_backward(c, f), None),
     "gelu": (lambda h, a: _gelu(h), lambda h, f, c, a: _gelu_prime(h).mul_(c), None),
 }
 SCALES = {"1": lambda m: 1.0, "1/m": lambda m: 1.0 / m, "1/sqrt_m": lambda m: 1.0 / math.sqrt(m)}
