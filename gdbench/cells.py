@@ -90,9 +90,9 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
             seen.add(r.run_id)
         raise ValueError(f"two jobs define the same run ({' '.join(dup.overrides)}): remove the duplicate "
                          f"sweep values")
-    datasets, names, cells, directions = {}, {}, {}, {}
+    datasets, names, cells, directions, built = {}, {}, {}, {}, {}
     for run in runs:  # validation of the whole grid first: errors name the key and the run
-        ds, model, loss, algorithm = grid.build(run)
+        ds, model, loss, algorithm = grid.build(run, cache=built)
         datasets.setdefault(run.data_key, (ds.x, ds.y))
         if run.config.get("direction") == "svm" and run.data_key not in directions:
             from gdbench.data import max_margin_direction

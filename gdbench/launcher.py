@@ -155,7 +155,7 @@ class GdbenchLauncher(Launcher):
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
-        self._cache = {}
+        self._cache, self._parsed, self._parser = {}, {}, None
         from gdbench.cli import CONF_DIR
         self.config_dir = CONF_DIR
 
@@ -170,7 +170,13 @@ class GdbenchLauncher(Launcher):
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
         from hydra.core.override_parser.overrides_parser import OverridesParser
         from hydra.core.override_parser.types import OverrideType
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        # Hydra's ANTLR parser costs ~5 ms an override; a grid repeats the same few strings
+        if self._parser is None:
+            self._parser = OverridesParser.create()
+        for o in overrides:
+            if o not in self._parsed:
+                self._parsed[o] = self._parser.parse_overrides([o])[0]
+        parsed = [self._parsed[o] for o in overrides]
         groups = [o for o, p in zip(overrides, parsed) if self._is_group(p.key_or_group)]
         values = [p for p in parsed if not self._is_group(p.key_or_group)]
         key = tuple(groups)

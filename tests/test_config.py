@@ -78,6 +78,18 @@ def test_cells_group_by_everything_but_lr_and_seed_and_size_tasks():
     assert p.skipped == 1 and sum(t.n_runs for t in p.tasks) == 7
 
 
+def test_build_cache_shares_equal_sections_and_only_those():
+    # Independent route: the uncached build instantiates each section from scratch.
+    a, b = _run(**{"algorithm.lr": 0.1, "seed": 0}), _run(**{"algorithm.lr": 1, "seed": 1})
+    cache = {}
+    da, ma, la, ga = grid.build(a, cache=cache)
+    db, mb, lb, gb = grid.build(b, cache=cache)
+    assert da is db and ma is mb and la is lb  # equal data/model/loss configs: built once
+    assert ga is not gb and (ga.lr, gb.lr) == (0.1, 1)  # the algorithm differs in lr
+    fresh = grid.build(b)
+    assert fresh[1] == mb and fresh[3] == gb and (fresh[0].x == db.x).all() and (fresh[0].y == db.y).all()
+
+
 @pytest.mark.parametrize("over, match", [
     ({"algorithm.lr": -1}, "algorithm.lr=-1"), ({"model": "two_layer", "model.width": 0}, "model.width=0"),
     ({"model": "two_layer", "model.activation": "swish"}, "model.activation='swish'"),
