@@ -12,12 +12,16 @@ Task sizing rule (documented, testable): the cost of a chunk of R replicas of a 
 matmul rate; both measured on the 2-core development machine). A cell is split into chunks of at
 most `max_replicas` replicas and at most ≈ 4·task_seconds each; consecutive chunks are then packed
 into one task until it reaches ≈ task_seconds, so tiny cells share a task and big ones are split.
+`min_tasks` (the number of worker slots, when known) lowers that target to total/min_tasks and
+splits each cell into at least its share of the slots, so a grid smaller than
+min_tasks · task_seconds still keeps every worker busy.
 
 `run_task(task, datasets)` runs a task's chunks one after another with the engine and returns
 plain data (rows and long-format trajectory arrays), ready to cross a process boundary.
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -77,7 +81,8 @@ def estimate_seconds(model, n: int, d: int, replicas: int, iterations: int) -> f
     return (iterations + 1) * (OVERHEAD_S + replicas * model.matmul_flops(1, n, d) / FLOPS)
 
 
-def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max_replicas: int = 256) -> Plan:
+def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max_replicas: int = 256,
+         min_tasks: int = 1) -> Plan:
     if not runs:
         raise ValueError("the grid is empty (check grid.tie / grid.exclude)")
     ids = [r.run_id for r in runs]
@@ -108,35 +113,44 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
         if run.config.get("direction"):
             names[run.run_id].update(directions[run.data_key][1])
         cells.setdefault(run.cell_key, (run, (model, loss, algorithm), []))[2].append(run)
-    todo_cells = 0
-    chunks = []
+    todo = []  # (first run, objects, runs still to do, estimated seconds) per cell
     for key, (first, objects, members) in cells.items():
         members = [r for r in members if r.run_id not in done_run_ids]
-        if not members:
-            continue
-        todo_cells += 1
+        if members:
+            x, _ = datasets[first.data_key]
+            todo.append((first, objects, members,
+                         estimate_seconds(objects[0], *x.shape, len(members), first.config["iterations"])))
+    total_s = sum(c[3] for c in todo)
+    slots = max(1, int(min_tasks))
+    # a task is ≈ task_seconds, or less when the whole grid would otherwise leave workers idle
+    target_s = min(task_seconds, total_s / slots)
+    chunks = []
+    for first, objects, members, cell_s in todo:
         x, _ = datasets[first.data_key]
         T = first.config["iterations"]
         per_replica = estimate_seconds(objects[0], *x.shape, 1, T) - estimate_seconds(objects[0], *x.shape, 0, T)
         by_time = max(1, int((4 * task_seconds) / max(per_replica, 1e-12)))
         size = max(1, min(max_replicas, by_time))
+        if slots > 1:  # this cell's share of the worker slots, so that a small grid uses them all
+            share = max(1, math.ceil(slots * cell_s / max(total_s, 1e-12)))
+            size = min(size, math.ceil(len(members) / share))
         for i in range(0, len(members), size):
             part = members[i:i + size]
-            chunks.append(Chunk(key, first.data_key, part, objects,
+            chunks.append(Chunk(first.cell_key, first.data_key, part, objects,
                                 [r.columns(names[r.run_id]) for r in part],
                                 estimate_seconds(objects[0], *x.shape, len(part), T),
                                 directions[first.data_key][0] if first.config.get("direction") else None))
     tasks, current = [], []
     for ch in chunks:
         current.append(ch)
-        if sum(c.cost_s for c in current) >= task_seconds:
+        if sum(c.cost_s for c in current) >= target_s:
             tasks.append(Task(current))
             current = []
     if current:
         tasks.append(Task(current))
     for t in tasks:
         t.task_id = grid._hash([c.chunk_id for c in t.chunks])
-    return Plan(runs=runs, datasets=datasets, tasks=tasks, n_cells=todo_cells,
+    return Plan(runs=runs, datasets=datasets, tasks=tasks, n_cells=len(todo),
                 skipped=sum(1 for r in runs if r.run_id in done_run_ids))
 
 

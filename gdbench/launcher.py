@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import platform
 import socket
 import subprocess
@@ -55,7 +56,7 @@ def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
     t0 = time.perf_counter()
     store = Store(sweep_dir)
     p = cells.plan(runs, done_run_ids=store.finished_run_ids(), task_seconds=settings["task_seconds"],
-                   max_replicas=settings["max_replicas"])
+                   max_replicas=settings["max_replicas"], min_tasks=_local_slots(settings, in_process))
     planning_s = time.perf_counter() - t0
     print(cells.describe(p))
     if settings["plan"]:
@@ -102,6 +103,16 @@ def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
         raise SweepFailed(f"{len(failures)} chunk(s) failed ({sum(len(f['run_ids']) for f in failures)} runs); "
                           f"see {store.root / 'failures.jsonl'}. Re-run the same command to retry them.")
     return res
+
+
+def _local_slots(settings: dict, in_process: bool) -> int:
+    """How many tasks the embedded Ray runs at once (its CPUs ÷ CPUs per task); 1 for the
+    single-run path and for an existing cluster, whose size is only known once connected."""
+    cluster, resources = settings["cluster"], settings["resources"]
+    if in_process or cluster.get("address"):
+        return 1
+    cpus = cluster.get("num_cpus") or os.cpu_count() or 1
+    return max(1, int(cpus // max(float(resources["num_cpus"]), 1e-9)))
 
 
 def report_options(rep: dict) -> dict:

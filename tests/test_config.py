@@ -78,6 +78,26 @@ def test_cells_group_by_everything_but_lr_and_seed_and_size_tasks():
     assert p.skipped == 1 and sum(t.n_runs for t in p.tasks) == 7
 
 
+def test_min_tasks_splits_a_small_grid_over_the_worker_slots():
+    runs = [_run(**{"algorithm.lr": lr, "seed": s, "model": m}) for lr in (0.1, 1, 10) for s in (0, 1)
+            for m in ("linear", "two_layer")]
+    one = cells.plan(runs, task_seconds=1e9)
+    assert len(one.tasks) == 1  # the whole grid is far below task_seconds: one task
+    two = cells.plan(runs, task_seconds=1e9, min_tasks=2)
+    assert len(two.tasks) == 2
+    four = cells.plan(runs, task_seconds=1e9, min_tasks=4)
+    assert len(four.tasks) >= 4  # cells are split by their share of the estimated cost
+    single = [r for r in runs if r.config["model"]["_target_"].endswith("Linear")]
+    quarters = cells.plan(single, task_seconds=1e9, min_tasks=2)  # one cell of 6 runs
+    assert [t.n_runs for t in quarters.tasks] == [3, 3]
+    for p in (two, four):  # every run exactly once, each chunk inside one cell
+        ids = [r.run_id for t in p.tasks for c in t.chunks for r in c.runs]
+        assert sorted(ids) == sorted(r.run_id for r in runs)
+        assert all(len({r.cell_key for r in c.runs}) == 1 for t in p.tasks for c in t.chunks)
+    big = cells.plan(runs, task_seconds=1e-9, min_tasks=2)
+    assert len(big.tasks) == 12  # min_tasks never merges what task_seconds splits
+
+
 def test_build_cache_shares_equal_sections_and_only_those():
     # Independent route: the uncached build instantiates each section from scratch.
     a, b = _run(**{"algorithm.lr": 0.1, "seed": 0}), _run(**{"algorithm.lr": 1, "seed": 1})
