@@ -154,7 +154,7 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
                 skipped=sum(1 for r in runs if r.run_id in done_run_ids))
 
 
-def run_task(task: Task, datasets: dict, *, device: str = "cpu") -> list[dict]:
+def run_task(task: Task, datasets: dict, *, device: str = "cpu", compile: bool = False) -> list[dict]:
     """Run every chunk of a task; one result dict per chunk. A chunk that raises is returned as
     a failure record (error + traceback) so that the other chunks and the sweep go on."""
     out = []
@@ -169,7 +169,8 @@ def run_task(task: Task, datasets: dict, *, device: str = "cpu") -> list[dict]:
                 x, y, model=model, loss=loss, algorithm=algorithm,
                 lrs=[r.lr for r in ch.runs], seeds=[r.seed for r in ch.runs], iterations=c["iterations"],
                 eps=tuple(c["eps"]), record=engine.RecordSchedule(**c["record"]), companion=c["companion"],
-                stop_loss=c["stop_loss"], device=device, dtype=c["dtype"], direction=ch.direction)
+                stop_loss=c["stop_loss"], device=device, dtype=c["dtype"], direction=ch.direction,
+                compile=compile)
             rows = []
             for cols, metrics in zip(ch.columns, res.run_rows()):
                 metrics.pop("lr"), metrics.pop("seed")

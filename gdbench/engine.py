@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from gdbench.algorithms import GD, BatchPerceptron, _expand
-from gdbench.metrics import OnlineMetrics
+from gdbench.metrics import OnlineMetrics, advance
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -135,12 +135,45 @@ def _norm(params: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.sqrt(total)
 
 
+def _iteration(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, diverged_at, counters,
+               log_eps, tt, started):
+    """One iteration t for all replicas, as one tensor program with no host synchronization (so
+    that torch.compile can take it whole). tt is t broadcast over the replicas; started is a
+    boolean 0-d tensor, t > 0.
+
+    Returns a dict: the margins `z`; `active`/`diverged_at` after the margin check (finite
+    parameters can still overflow the margins; a row sum is non-finite iff some margin is, or the
+    margins are beyond ~1e306: one reduction instead of isfinite on (R, n)); the mean loss `F`,
+    its log and `F_fast` (whether that log is exact for every replica, see log_mean_loss);
+    `counters`, the online metrics advanced with log F; `n_mis` and `min_margin`; the direction
+    `D`; and, for the step, the candidate next iterate `new`, the algorithm's `state`, and
+    `active_next`/`diverged_next` after the parameter check (a norm that is not finite: in
+    float64 that also catches entries beyond ~1e154, whose squares overflow)."""
+    g, cache = model.forward(trained, fixed, X)
+    z = Y * g
+    ok = torch.isfinite(z.sum(-1))
+    diverged_at = torch.where(active & ~ok, tt, diverged_at)
+    active = active & ok
+    F = loss.value(z).mean(-1)
+    log_F = torch.log(F)
+    finfo = torch.finfo(z.dtype)
+    n_mis, min_margin = (z <= 0).sum(-1), z.min(-1).values
+    D = model.vjp(trained, fixed, X, algorithm.coefficients(z, Y, loss), cache)
+    new, new_state = algorithm.step(trained, D, lr, state)
+    new_ok = torch.isfinite(_norm(new))
+    return {"z": z, "active": active, "diverged_at": diverged_at, "F": F, "log_F": log_F,
+            "F_fast": ((F > finfo.tiny * 2**60) & (F < finfo.max / 2**60)).all(),
+            "counters": advance(counters, started, tt, log_eps, log_F, n_mis, min_margin, active),
+            "n_mis": n_mis, "min_margin": min_margin, "D": D, "new": new, "state": new_state,
+            "active_next": active & new_ok, "diverged_next": torch.where(active & ~new_ok, tt + 1, diverged_at)}
+
+
 def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Sequence[int],
              iterations: int, eps: Sequence[float] = (1e-2, 1e-4, 1e-8),
              record: RecordSchedule = RecordSchedule(), companion: bool = False,
              stop_loss: float | None = None, check_every: int = 100,
              device: str = "cpu", dtype: str = "float64", keep_params: bool = False,
-             direction=None) -> CellResult:
+             direction=None, compile: bool = False) -> CellResult:
     """Run R = len(lrs) replicas of `algorithm` on (x, y) together for `iterations` steps.
 
     direction: a reference direction u (d,) for the linear model, e.g. the hard-margin SVM
@@ -149,6 +182,13 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
 
     stop_loss: stop early once every live replica has separated the data and has F ≤ stop_loss
     (checked every `check_every` iterations; None = run the whole budget).
+
+    compile: run each iteration's tensor program (forward, loss, direction, step, parameter norm)
+    through torch.compile, which fuses the elementwise passes around the two GEMMs. Worth it for
+    long runs of small two-layer cells, where those passes are most of the time (about 1.6x on
+    the 2-core development machine); it costs a compilation per distinct cell shape (seconds to
+    tens of seconds on a CPU; cached on disk by torch across processes) and needs a C++ compiler
+    on CPU or Triton on CUDA. Results agree with the eager path to rounding.
     """
     start = time.perf_counter()
     x_np, y_np = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
@@ -195,15 +235,19 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
 
     tiny, huge = torch.finfo(tdtype).tiny * 2**60, torch.finfo(tdtype).max / 2**60
 
-    def log_mean_loss(z):
-        """log F = log((1/n) Σ_i ℓ(z_i)). Fast route: the log of the mean, exact to rounding while
-        F is comfortably inside the dtype's range; else (a loss below ~1e-290 or above ~1e290 in
-        float64, or non-finite) the log-domain route logsumexp_i log ℓ(z_i) − log n (DESIGN §1),
-        which stays finite where F underflows."""
-        F = loss.value(z).mean(-1)
+    def log_mean_loss(z, F=None):
+        """log F = log((1/n) Σ_i ℓ(z_i)) (F: the mean loss, if already computed). Fast route: the
+        log of the mean, exact to rounding while F is comfortably inside the dtype's range; else
+        (a loss below ~1e-290 or above ~1e290 in float64, or non-finite) the log-domain route
+        logsumexp_i log ℓ(z_i) − log n (DESIGN §1), which stays finite where F underflows."""
+        if F is None:
+            F = loss.value(z).mean(-1)
         fast = (F > tiny) & (F < huge)
         if bool(fast.all()):
             return torch.log(F)
+        return exact_where_slow(z, F, fast)
+
+    def exact_where_slow(z, F, fast):
         # row by row, so that a replica's numbers never depend on the others in its cell
         return torch.where(fast, torch.log(F), torch.logsumexp(loss.log_value(z), dim=-1) - log_n)
 
@@ -215,20 +259,23 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     rec_iters, rec_rows = [], []
     nan = torch.full((R,), math.nan, dtype=tdtype, device=device)
     t = 0
+    step_fn = torch.compile(_iteration, dynamic=False) if compile else _iteration
+    started = {b: torch.tensor(b, device=device) for b in (False, True)}
     while True:
-        g, cache = model.forward(trained, fixed, X)
-        z = Y * g
-        # finite parameters can still overflow the margins; a row sum is non-finite iff some
-        # margin is (or the margins are beyond ~1e306): one reduction instead of isfinite on (R, n)
-        ok = torch.isfinite(z.sum(-1))
-        diverged_at = torch.where(active & ~ok, t, diverged_at)
-        active = active & ok
-        if all_active and not bool(ok.all()):
+        # the candidate next iterate is computed with the rest; it is discarded at the last t
+        counters = metrics.state
+        it = step_fn(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, diverged_at, counters,
+                     metrics.log_eps, torch.full_like(diverged_at, t), started[t > 0])
+        z, D, active, diverged_at = it["z"], it["D"], it["active"], it["diverged_at"]
+        metrics.state = it["counters"]
+        if all_active and not bool(active.all()):
             all_active = False
-        log_loss = log_mean_loss(z)
-        n_mis = (z <= 0).sum(-1)
-        c = algorithm.coefficients(z, Y, loss)
-        D = model.vjp(trained, fixed, X, c, cache)
+        log_loss, n_mis, min_margin = it["log_F"], it["n_mis"], it["min_margin"]
+        if not bool(it["F_fast"]):  # rare: redo the log loss, and the metrics with it, exactly
+            F = it["F"]
+            log_loss = exact_where_slow(z, F, (F > tiny) & (F < huge))
+            metrics.state = counters
+            metrics.update(t, log_loss, n_mis, min_margin, active)
         if companion:
             gc, cache_c = model.forward(comp, fixed, X)
             zc = Y * gc
@@ -239,11 +286,10 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
             agree = (torch.sign(z) == torch.sign(zc)).all(-1)
             agree_count += (active & agree).long()
             max_gap = torch.where(active, torch.fmax(max_gap, gap), max_gap)
-        metrics.update(t, log_loss, n_mis, z.min(-1).values, active)
 
         stop = t == T
         if not stop and stop_loss is not None and t > 0 and t % check_every == 0:
-            done = ~active | ((z.min(-1).values > 0) & (log_loss <= math.log(stop_loss)))
+            done = ~active | ((min_margin > 0) & (log_loss <= math.log(stop_loss)))
             stop = bool(done.all())
         if t in record_at or stop:
             row = evaluate(z, D, algorithm.grad_scale(z, loss))
@@ -252,14 +298,11 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
         if stop:
             break
 
-        new, state = algorithm.step(trained, D, lr, state)
-        # Divergence of the parameters: a norm that is not finite (in float64 that also catches
-        # entries beyond ~1e154, whose squares overflow). A diverged replica stays frozen at its
-        # last finite iterate, which is then its final state.
-        ok = torch.isfinite(_norm(new))
-        diverged_at = torch.where(active & ~ok, t + 1, diverged_at)
-        active = active & ok
-        if all_active and not bool(ok.all()):
+        # A replica whose parameters diverged stays frozen at its last finite iterate, which is
+        # then its final state.
+        new, state = it["new"], it["state"]
+        active, diverged_at = it["active_next"], it["diverged_next"]
+        if all_active and not bool(active.all()):
             all_active = False
         trained = new if all_active else {k: torch.where(_expand(active, v), new[k], v)
                                           for k, v in trained.items()}
@@ -295,7 +338,7 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
         traj["loss"] = np.exp(traj["log_loss"])
     traj["accuracy"] = 1.0 - traj["n_misclassified"] / n
     if companion:
-        ran = metrics.last_t.cpu().numpy() + 1  # iterations each replica was live
+        ran = metrics.state["last_t"].cpu().numpy() + 1  # iterations each replica was live
         gap = traj["perceptron_gap"]
         live = ~np.isnan(gap)
         last_live = len(gap) - 1 - np.argmax(live[::-1], axis=0)  # last recorded live row

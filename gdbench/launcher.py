@@ -28,8 +28,8 @@ from gdbench.store import Store
 
 log = logging.getLogger("gdbench")
 
-SWEEP_LEVEL = ("cluster", "resources", "device", "plan", "report", "task_seconds", "max_replicas",
-               "progress", "grid")
+SWEEP_LEVEL = ("cluster", "resources", "device", "compile", "plan", "report", "task_seconds",
+               "max_replicas", "progress", "grid")
 
 
 class SweepFailed(RuntimeError):
@@ -54,6 +54,8 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=(), in_process: boo
 
 def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
     t0 = time.perf_counter()
+    if not isinstance(settings.get("compile", False), bool):
+        raise ValueError(f"compile={settings['compile']!r}: expected true or false")
     store = Store(sweep_dir)
     p = cells.plan(runs, done_run_ids=store.finished_run_ids(), task_seconds=settings["task_seconds"],
                    max_replicas=settings["max_replicas"], min_tasks=_local_slots(settings, in_process))
@@ -68,6 +70,7 @@ def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
         from gdbench import scheduler  # Ray is imported only when a sweep is scheduled
         res = scheduler.run(p, store, address=cluster.get("address"), num_cpus=resources["num_cpus"],
                             num_gpus=resources["num_gpus"], device=settings["device"],
+                            compile=bool(settings.get("compile")),
                             local_num_cpus=cluster.get("num_cpus"), object_store_mb=cluster["object_store_mb"],
                             ship_code=cluster.get("ship_code", False), progress=settings["progress"],
                             background_shutdown=True)
@@ -75,7 +78,8 @@ def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
         s = time.perf_counter()
         for task in p.tasks:
             columns_of = {c.chunk_id: c.columns for c in task.chunks}
-            for r in cells.run_task(task, p.datasets, device=settings["device"]):
+            for r in cells.run_task(task, p.datasets, device=settings["device"],
+                                    compile=bool(settings.get("compile"))):
                 extra = {"node_id": None, "host": r["host"], "task_id": task.task_id}
                 if r["ok"]:
                     store.write_chunk(r, extra)

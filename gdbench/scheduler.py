@@ -28,11 +28,11 @@ WORKER_ENV = {
 }
 
 
-def _execute(task, device, num_threads, keys, *arrays):
+def _execute(task, device, compile, num_threads, keys, *arrays):
     """The Ray task body: run a task's chunks with the engine; plain data back."""
     import torch
     torch.set_num_threads(max(1, int(num_threads)))
-    out = cells.run_task(task, dict(zip(keys, arrays)), device=device)
+    out = cells.run_task(task, dict(zip(keys, arrays)), device=device, compile=compile)
     node = ray.get_runtime_context().get_node_id()
     for r in out:
         r["node_id"] = node
@@ -66,7 +66,7 @@ def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, sh
 
 
 def run(plan: cells.Plan, store, *, address=None, num_cpus: float = 1, num_gpus: float = 0.0,
-        device: str = "cpu", local_num_cpus: int | None = None, object_store_mb: int = 512,
+        device: str = "cpu", compile: bool = False, local_num_cpus: int | None = None, object_store_mb: int = 512,
         ship_code: bool = False, max_in_flight: int | None = None, progress: bool = True,
         extra_columns: dict | None = None, background_shutdown: bool = False) -> dict:
     """Schedule every task of `plan`, write each finished chunk to `store` as it arrives.
@@ -93,7 +93,7 @@ def run(plan: cells.Plan, store, *, address=None, num_cpus: float = 1, num_gpus:
             raise ValueError(f"resources.num_cpus={num_cpus}: no node of this cluster has that many CPUs "
                              f"(cluster CPUs: {resources.get('CPU', 0)})")
         out = _drain(plan, store, resources, timings, t0, num_cpus=num_cpus, num_gpus=num_gpus,
-                     device=device, max_in_flight=max_in_flight, progress=progress,
+                     device=device, compile=compile, max_in_flight=max_in_flight, progress=progress,
                      extra_columns=extra_columns or {})
     except BaseException:
         ray.shutdown()
@@ -118,7 +118,7 @@ def wait_shutdown() -> None:
         _shutdown_thread = None
 
 
-def _drain(plan, store, resources, timings, t0, *, num_cpus, num_gpus, device, max_in_flight, progress,
+def _drain(plan, store, resources, timings, t0, *, num_cpus, num_gpus, device, compile, max_in_flight, progress,
            extra_columns):
     t1 = time.perf_counter()
     refs = {k: ray.put(v) for k, v in plan.datasets.items()}
@@ -138,7 +138,7 @@ def _drain(plan, store, resources, timings, t0, *, num_cpus, num_gpus, device, m
                 keys = sorted({c.data_key for c in task.chunks})
                 ref = remote.options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=3,
                                      name=f"gdbench-task-{task.task_id}").remote(
-                    task, device, num_cpus, keys, *[refs[k] for k in keys])
+                    task, device, compile, num_cpus, keys, *[refs[k] for k in keys])
                 in_flight[ref] = task
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:

@@ -189,3 +189,36 @@ def test_skewed_margin_2d_makes_the_first_large_step_misclassify_the_support_poi
     res = engine.run_cell(ds.x, ds.y, model=models.Linear(), loss=losses.Logistic(), algorithm=algorithms.GD(),
                           lrs=[1e4], seeds=[0], iterations=3, record=engine.RecordSchedule(dense=10, log_points=0))
     assert res.trajectory["n_misclassified"][1, 0] == 2
+
+
+@pytest.mark.slow
+def test_compiled_engine_equals_eager():
+    # compile=True runs the same per-iteration program through torch.compile (one compilation
+    # per cell shape, ~10 s each on a 2-core CPU). Independent route: the eager engine, whose
+    # agreement with autograd is tested above. Fused kernels round differently, so equality is
+    # to 1e-9, and the integer metrics (times, counts) must agree exactly. The second cell
+    # diverges (exponential loss, step 1e6), so the freezing and the log-domain fallback of the
+    # loss run under compilation too.
+    cases = [dict(model=models.TwoLayer(width=8, activation="relu"), loss=losses.Logistic(),
+                  lrs=[0.1, 1.0, 10.0, 1000.0], seeds=[0, 1, 2, 3], iterations=300),
+             dict(model=models.TwoLayer(width=4, activation="quadratic", train="both"), loss=losses.Exponential(),
+                  lrs=[1e-3, 1e6], seeds=[0, 0], iterations=200)]
+    from torch._dynamo.utils import counters
+    counters.clear()
+    for kw in cases:
+        runs = {c: engine.run_cell(DS.x, DS.y, algorithm=algorithms.GD(), keep_params=True, compile=c, **kw)
+                for c in (False, True)}
+        eager, compiled = runs[False], runs[True]
+        for k, v in eager.metrics.items():
+            if v.dtype == object:
+                assert list(compiled.metrics[k]) == list(v), k
+            elif k.startswith(("t_", "n_", "diverged", "transition")):
+                np.testing.assert_array_equal(compiled.metrics[k], v, err_msg=k)
+            else:
+                np.testing.assert_allclose(compiled.metrics[k], v, rtol=1e-9, atol=1e-300, err_msg=k)
+        for k, v in eager.trajectory.items():
+            np.testing.assert_allclose(compiled.trajectory[k], v, rtol=1e-9, atol=1e-300, err_msg=k)
+        for k, v in eager.final_params.items():
+            np.testing.assert_allclose(compiled.final_params[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+    assert list(runs[True].metrics["status"]) == ["ok", "diverged"]
+    assert counters["stats"]["unique_graphs"] >= 2  # it did compile: one graph per cell shape
