@@ -221,10 +221,12 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
         agree_count = torch.zeros(R, dtype=torch.long, device=device)
         max_gap = torch.full((R,), -math.inf, dtype=tdtype, device=device)
 
-    def evaluate(z, D, scale) -> dict[str, torch.Tensor]:
-        """The trajectory columns at the current iterate (only at recorded iterations)."""
-        row = {"log_loss": log_mean_loss(z),
-               "n_misclassified": (z <= 0).sum(-1).to(tdtype), "min_margin": z.min(-1).values,
+    def evaluate(z, D, scale, log_loss=None, n_mis=None, min_margin=None) -> dict[str, torch.Tensor]:
+        """The trajectory columns at the current iterate (only at recorded iterations); the loop
+        passes the log-loss, misclassified count and minimum margin it already has."""
+        row = {"log_loss": log_mean_loss(z) if log_loss is None else log_loss,
+               "n_misclassified": ((z <= 0).sum(-1) if n_mis is None else n_mis).to(tdtype),
+               "min_margin": z.min(-1).values if min_margin is None else min_margin,
                "param_norm": _norm(trained), "grad_norm": _norm(D) if scale is None else _norm(D) * scale}
         if companion:
             row["perceptron_gap"] = gap
@@ -293,7 +295,7 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
             done = ~active | ((min_margin > 0) & (log_loss <= math.log(stop_loss)))
             stop = bool(done.all())
         if t in record_at or stop:
-            row = evaluate(z, D, algorithm.grad_scale(z, loss))
+            row = evaluate(z, D, algorithm.grad_scale(z, loss), log_loss, n_mis, min_margin)
             rec_iters.append(t)
             rec_rows.append(row if all_active else {k: torch.where(active, v, nan) for k, v in row.items()})
         if stop:
