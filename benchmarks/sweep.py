@@ -9,7 +9,8 @@
    and stopped by PID): the cost when the cluster outlives the sweep, as on a shared machine.
 2. The split of gdbench's wall time (from provenance.json): Ray start, planning, store writes,
    scheduling, worker compute — on a compute-heavy grid (two-layer networks, ≥ 30 s of compute).
-3. Throughput of that grid with 1 worker versus 2 (`cluster.num_cpus=1` vs 2).
+3. Throughput of that grid with 1 worker versus 2 (`cluster.num_cpus=1` vs 2), run alternately
+   twice each (1, 2, 1, 2) because this VM's speed drifts over minutes; the best of each is compared.
 """
 import json
 import os
@@ -81,17 +82,27 @@ def main():
     print(f"   on an already-running local Ray cluster: gdbench -m {t_cluster:.1f} s   "
           f"speed-up {t_basic / t_cluster:.1f}x against the basic launcher")
 
-    walls = {}
-    for workers in (1, 2):
-        walls[workers] = run(HEAVY + [f"cluster.num_cpus={workers}", f"hydra.sweep.dir=heavy{workers}"], tmp)
-        s = timings(tmp / f"heavy{workers}")
-        after_start = walls[workers] - s["ray_start_s"]
+    heavy(tmp)
+
+
+def heavy(tmp: Path) -> None:
+    """Parts 2 and 3."""
+    # 1 and 2 workers alternately, twice each: this VM's speed drifts by ±20% over minutes, so
+    # one run of each would compare different machines; the best of each pair is reported.
+    walls, phases = {1: [], 2: []}, {1: [], 2: []}
+    for rep, workers in enumerate((1, 2, 1, 2)):
+        name = f"heavy{workers}-{rep}"
+        wall = run(HEAVY + [f"cluster.num_cpus={workers}", f"hydra.sweep.dir={name}"], tmp)
+        s = timings(tmp / name)
+        walls[workers].append(wall)
+        phases[workers].append(s["schedule_and_compute_wall_s"])
+        after_start = wall - s["ray_start_s"]
         overhead = s["store_s"] + max(0.0, s["schedule_and_compute_wall_s"] - s["worker_compute_s"] / workers)
-        print(f"2. heavy grid, {workers} worker(s): wall {walls[workers]:.1f} s; " +
+        print(f"2. heavy grid, {workers} worker(s): wall {wall:.1f} s; " +
               ", ".join(f"{k}={v:.2f}" for k, v in s.items()) +
               f"; scheduling+store ≈ {overhead:.2f} s = {100 * overhead / after_start:.1f}% of wall after Ray start")
-    print(f"3. 2 workers vs 1: {walls[1] / walls[2]:.2f}x (wall incl. Ray start); "
-          f"compute-phase ratio {timings(tmp / 'heavy1')['schedule_and_compute_wall_s'] / timings(tmp / 'heavy2')['schedule_and_compute_wall_s']:.2f}x")
+    print(f"3. 2 workers vs 1 (best of two runs each): {min(walls[1]) / min(walls[2]):.2f}x wall incl. Ray start; "
+          f"compute phase {min(phases[1]) / min(phases[2]):.2f}x")
 
 
 if __name__ == "__main__":
