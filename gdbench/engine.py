@@ -124,15 +124,28 @@ def _norm(params: dict[str, torch.Tensor]) -> torch.Tensor:
     """Per-replica Euclidean norm over all tensors of a parameter dict, as sqrt(Σ v²) (so, like
     torch's vector_norm, it is inf once a float64 entry passes ~1e154: the divergence check
     relies on that)."""
-    total = 0.0
+    total = None
     for v in params.values():
         sq = torch.square(v)  # keeps v's memory layout
         # Sum the non-replica dims outermost-first in memory order: for the d-major two-layer W
         # that is about 2x faster than one vector_norm over (m, d), and it runs every iteration.
         for dim in sorted(range(1, v.dim()), key=v.stride, reverse=True):
             sq = sq.sum(dim, keepdim=True)
-        total = total + sq.reshape(v.shape[0])
+        sq = sq.reshape(v.shape[0])
+        total = sq if total is None else total + sq
     return torch.sqrt(total)
+
+
+def _finite(x: torch.Tensor) -> torch.Tensor:
+    """isfinite in two elementwise ops instead of isfinite's four (NaN < inf is False)."""
+    return x.abs() < math.inf
+
+
+def _log_fast_bound(dtype) -> float:
+    """|log F| below this keeps F inside (tiny·2⁶⁰, max/2⁻⁶⁰), where log(mean ℓ) is exact to
+    rounding (≈ 666 in float64); outside it the engine takes the log-domain route."""
+    finfo = torch.finfo(dtype)
+    return min(-math.log(finfo.tiny * 2**60), math.log(finfo.max / 2**60))
 
 
 def _iteration(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, diverged_at, counters,
@@ -143,26 +156,25 @@ def _iteration(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, 
 
     Returns a dict: the margins `z`; `active`/`diverged_at` after the margin check (finite
     parameters can still overflow the margins; a row sum is non-finite iff some margin is, or the
-    margins are beyond ~1e306: one reduction instead of isfinite on (R, n)); the mean loss `F`,
-    its log and `F_fast` (whether that log is exact for every replica, see log_mean_loss);
+    margins are beyond ~1e306: one reduction instead of isfinite on (R, n)); the log of the mean
+    loss `log_F` and `F_fast` (whether it is exact for every replica, see log_mean_loss);
     `counters`, the online metrics advanced with log F; `n_mis` and `min_margin`; the direction
     `D`; and, for the step, the candidate next iterate `new`, the algorithm's `state`, and
     `active_next`/`diverged_next` after the parameter check (a norm that is not finite: in
     float64 that also catches entries beyond ~1e154, whose squares overflow)."""
     g, cache = model.forward(trained, fixed, X)
     z = Y * g
-    ok = torch.isfinite(z.sum(-1))
+    ok = _finite(z.sum(-1))
     diverged_at = torch.where(active & ~ok, tt, diverged_at)
     active = active & ok
     F = loss.value(z).mean(-1)
     log_F = torch.log(F)
-    finfo = torch.finfo(z.dtype)
     n_mis, min_margin = (z <= 0).sum(-1), z.min(-1).values
     D = model.vjp(trained, fixed, X, algorithm.coefficients(z, Y, loss), cache)
     new, new_state = algorithm.step(trained, D, lr, state)
-    new_ok = torch.isfinite(_norm(new))
-    return {"z": z, "active": active, "diverged_at": diverged_at, "F": F, "log_F": log_F,
-            "F_fast": ((F > finfo.tiny * 2**60) & (F < finfo.max / 2**60)).all(),
+    new_ok = _finite(_norm(new))
+    return {"z": z, "active": active, "diverged_at": diverged_at, "log_F": log_F,
+            "F_fast": (log_F.abs() < _log_fast_bound(z.dtype)).all(),
             "counters": advance(counters, started, tt, log_eps, log_F, n_mis, min_margin, active),
             "n_mis": n_mis, "min_margin": min_margin, "D": D, "new": new, "state": new_state,
             "active_next": active & new_ok, "diverged_next": torch.where(active & ~new_ok, tt + 1, diverged_at)}
@@ -236,23 +248,22 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
             row["direction_error"] = torch.linalg.vector_norm(v / v.norm(dim=1, keepdim=True) - u, dim=1)
         return row
 
-    tiny, huge = torch.finfo(tdtype).tiny * 2**60, torch.finfo(tdtype).max / 2**60
+    fast_bound = _log_fast_bound(tdtype)
 
-    def log_mean_loss(z, F=None):
-        """log F = log((1/n) Σ_i ℓ(z_i)) (F: the mean loss, if already computed). Fast route: the
-        log of the mean, exact to rounding while F is comfortably inside the dtype's range; else
-        (a loss below ~1e-290 or above ~1e290 in float64, or non-finite) the log-domain route
-        logsumexp_i log ℓ(z_i) − log n (DESIGN §1), which stays finite where F underflows."""
-        if F is None:
-            F = loss.value(z).mean(-1)
-        fast = (F > tiny) & (F < huge)
+    def log_mean_loss(z):
+        """log F = log((1/n) Σ_i ℓ(z_i)). Fast route: the log of the mean, exact to rounding while
+        F is comfortably inside the dtype's range; else (a loss below ~1e-289 or above ~1e289 in
+        float64, or non-finite) the log-domain route logsumexp_i log ℓ(z_i) − log n (DESIGN §1),
+        which stays finite where F underflows."""
+        log_F = torch.log(loss.value(z).mean(-1))
+        fast = log_F.abs() < fast_bound
         if bool(fast.all()):
-            return torch.log(F)
-        return log_mean_loss_exact(z, F, fast)
+            return log_F
+        return log_mean_loss_exact(z, log_F)
 
-    def log_mean_loss_exact(z, F, fast):
+    def log_mean_loss_exact(z, log_F):
         # row by row, so that a replica's numbers never depend on the others in its cell
-        return torch.where(fast, torch.log(F), torch.logsumexp(loss.log_value(z), dim=-1) - log_n)
+        return torch.where(log_F.abs() < fast_bound, log_F, torch.logsumexp(loss.log_value(z), dim=-1) - log_n)
 
     metrics = OnlineMetrics(R, eps, device=device, dtype=tdtype)
     active = torch.ones(R, dtype=torch.bool, device=device)
@@ -275,8 +286,7 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
             all_active = False
         log_loss, n_mis, min_margin = it["log_F"], it["n_mis"], it["min_margin"]
         if not bool(it["F_fast"]):  # rare: redo the log loss, and the metrics with it, exactly
-            F = it["F"]
-            log_loss = log_mean_loss_exact(z, F, (F > tiny) & (F < huge))
+            log_loss = log_mean_loss_exact(z, it["log_F"])
             metrics.state = counters
             metrics.update(t, log_loss, n_mis, min_margin, active)
         if companion:
