@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-
+from gdbench._lazy import lazy_import
 from gdbench.models import Params, _check_positive
+
+torch = lazy_import("torch")  # loaded on first use: the sweep driver validates algorithms without it
 
 
 def _expand(lr: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gdbench import engine, grid
+from gdbench import grid
 
 OVERHEAD_S = 6e-4  # seconds per engine iteration independent of the batch size
 FLOPS = 2e10  # achieved float64 matmul FLOP/s per task (one core, conservative)
@@ -157,6 +157,7 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
 def run_task(task: Task, datasets: dict, *, device: str = "cpu", compile: bool = False) -> list[dict]:
     """Run every chunk of a task; one result dict per chunk. A chunk that raises is returned as
     a failure record (error + traceback) so that the other chunks and the sweep go on."""
+    from gdbench import engine  # torch: loaded in the process that computes, never in the planner
     out = []
     host = socket.gethostname()
     for ch in task.chunks:

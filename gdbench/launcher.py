@@ -143,19 +143,25 @@ def _git_commit() -> str | None:
         return None
 
 
-def _provenance(settings, overrides, res, n_runs, skipped) -> dict:
-    import numpy
-    import pandas
-    import torch
+def _version(package: str) -> str | None:
+    # from the installed metadata: asking the module would import torch into a driver that never
+    # computes (see gdbench/_lazy.py)
+    from importlib.metadata import PackageNotFoundError, version
     try:
-        import ray
-        ray_version = ray.__version__
-    except ImportError:
-        ray_version = None
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def _provenance(settings, overrides, res, n_runs, skipped) -> dict:
+    cuda = None
+    if str(settings["device"]).startswith("cuda"):  # the driver's GPU, when the sweep asked for one
+        import torch
+        cuda = torch.cuda.is_available() and torch.cuda.get_device_name(0)
     return {"gdbench": gdbench.__version__, "git_commit": _git_commit(), "python": sys.version,
-            "torch": torch.__version__, "ray": ray_version, "numpy": numpy.__version__,
-            "pandas": pandas.__version__, "host": socket.gethostname(), "platform": platform.platform(),
-            "device": settings["device"], "cuda": torch.cuda.is_available() and torch.cuda.get_device_name(0),
+            "torch": _version("torch"), "ray": _version("ray"), "numpy": _version("numpy"),
+            "pandas": _version("pandas"), "host": socket.gethostname(), "platform": platform.platform(),
+            "device": settings["device"], "cuda": cuda,
             "argv": sys.argv, "overrides": list(overrides), "settings": settings, "n_runs": n_runs,
             "skipped_finished": skipped, "result": res, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 

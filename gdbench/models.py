@@ -2,7 +2,8 @@
 
 Every model exposes the same interface, so the algorithms never look inside:
 
-    init(d, seeds, dtype=, device=) -> (trained, fixed)   dicts of tensors with leading axis R;
+    init(d, seeds, dtype=, device=) -> (trained, fixed)   dicts of tensors with leading axis R
+                                                            (dtype None = float64);
                                                             replica r is drawn from seed r alone
     forward(trained, fixed, x) -> (g, cache)               g: (R, n) outputs g(x_i; W_r)
     vjp(trained, fixed, x, c, cache) -> dict               Σ_i c[r, i] ∇_W g(x_i; W_r), per trained
@@ -23,11 +24,11 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import torch
-import torch.nn.functional as F
+from gdbench._lazy import lazy_import
 
-_aten = torch.ops.aten
-Params = dict[str, torch.Tensor]
+torch = lazy_import("torch")  # loaded on first use: the sweep driver validates models without it
+
+Params = dict  # parameter name → tensor with a leading replica axis R
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -54,7 +55,7 @@ class Linear:
 
     homogeneity = 1
 
-    def init(self, d: int, seeds: Sequence[int], *, dtype=torch.float64, device="cpu"):
+    def init(self, d: int, seeds: Sequence[int], *, dtype=None, device="cpu"):
         if self.init_mode == "zero":
             v = torch.zeros(len(seeds), d, dtype=torch.float64)
         else:
@@ -92,13 +93,13 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable | None, int | None]] = {
     # kernels (one pass each). None: φ' ≡ 1.
     "identity": (lambda h, a: h, None, 1),
     # relu in place: its φ' needs only φ(h) (φ' = 1[φ(h) > 0]), so the pre-activations need not survive
-    "relu": (lambda h, a: torch.relu_(h), lambda h, f, c, a: _aten.threshold_backward(c, f, 0.0), 1),
+    "relu": (lambda h, a: torch.relu_(h), lambda h, f, c, a: torch.ops.aten.threshold_backward(c, f, 0.0), 1),
     # leaky: p = c·1[h > 0], then lerp(p, c, α) = p + α(c − p) is c where h > 0 and αc elsewhere.
     # (ATen's leaky_relu_backward rounds α to float32, which is off by ~1e-9: not used.)
-    "leaky_relu": (lambda h, a: F.leaky_relu(h, a),
-                   lambda h, f, c, a: torch.lerp(_aten.threshold_backward(c, h, 0.0), c, a), 1),
+    "leaky_relu": (lambda h, a: torch.nn.functional.leaky_relu(h, a),
+                   lambda h, f, c, a: torch.lerp(torch.ops.aten.threshold_backward(c, h, 0.0), c, a), 1),
     "quadratic": (lambda h, a: h * h, lambda h, f, c, a: (2.0 * h).mul_(c), 2),
-    "tanh": (lambda h, a: torch.tanh(h), lambda h, f, c, a: _aten.tanh_backward(c, f), None),
+    "tanh": (lambda h, a: torch.tanh(h), lambda h, f, c, a: torch.ops.aten.tanh_backward(c, f), None),
     "gelu": (lambda h, a: _gelu(h), lambda h, f, c, a: _gelu_prime(h).mul_(c), None),
 }
 SCALES = {"1": lambda m: 1.0, "1/m": lambda m: 1.0 / m, "1/sqrt_m": lambda m: 1.0 / math.sqrt(m)}
@@ -153,7 +154,7 @@ class TwoLayer:
     def s(self) -> float:
         return SCALES[self.scale](self.width)
 
-    def init(self, d: int, seeds: Sequence[int], *, dtype=torch.float64, device="cpu"):
+    def init(self, d: int, seeds: Sequence[int], *, dtype=None, device="cpu"):
         m = self.width
         ws, as_ = [], []
         for seed in seeds:

@@ -26,8 +26,12 @@ DESIGN_COLUMNS = ["run_id", "cell_id", "dataset", "model", "activation", "width"
 
 @pytest.mark.slow
 def test_cli_multirun_is_one_sweep_equal_to_the_python_api(tmp_path):
-    proc = gdbench(*TINY, "hydra.sweep.dir=sw", cwd=tmp_path)
+    env = cli_env()  # its own short RAY_TMPDIR (Ray's socket paths are limited to 107 bytes)
+    proc = gdbench(*TINY, "hydra.sweep.dir=sw", cwd=tmp_path, env=env)
     assert "results:" in proc.stdout
+    # the command stops its embedded Ray before it exits (cli.main exits with os._exit, after
+    # scheduler._shutdown): no process of that instance outlives it beyond a short grace period
+    assert _processes_of(env["RAY_TMPDIR"], grace_s=5) == []
     root = tmp_path / "sw"
     runs = pd.read_parquet(root / "runs.parquet")
     assert len(runs) == 8 and runs.run_id.is_unique
@@ -129,6 +133,33 @@ def _descendants(pid):
             out.append(c)
             todo.append(c)
     return out
+
+
+def _processes_of(ray_tmpdir, grace_s):
+    """PIDs of live processes of the Ray instance under `ray_tmpdir`: started with it as
+    RAY_TMPDIR, or holding a file open under it (Ray's agents get a fresh environment and rename
+    themselves, but keep their log files open in the session directory)."""
+    env_needle = f"RAY_TMPDIR={ray_tmpdir}".encode() + b"\0"
+
+    def ours(p: Path) -> bool:
+        if (p / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False  # a zombie holds nothing; its parent reaps it
+        if env_needle in (p / "environ").read_bytes() + b"\0":
+            return True
+        return any(os.readlink(fd).startswith(str(ray_tmpdir)) for fd in (p / "fd").iterdir())
+
+    deadline = time.time() + grace_s
+    while True:
+        found = []
+        for p in Path("/proc").iterdir():
+            try:
+                if p.name.isdigit() and int(p.name) != os.getpid() and ours(p):
+                    found.append(int(p.name))
+            except OSError:
+                pass
+        if not found or time.time() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def _cmdline(pid):
