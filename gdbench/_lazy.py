@@ -10,6 +10,9 @@ registered in `sys.modules` at once and executed by `importlib.util.LazyLoader` 
 which it is the ordinary module object (so torch.compile and isinstance checks see plain torch).
 If the module is already imported, it is returned as is. Submodules (`torch.nn.functional`) cannot
 be made lazy this way (finding them imports the parent), so lazy modules reach them by attribute.
+Before Python 3.12 the first attribute access is not thread-safe (two threads touching the module
+first at the same moment could both execute it); gdbench's processes first touch torch from one
+thread, and a program that uses gdbench from several threads should `import torch` up front.
 """
 from __future__ import annotations
 
