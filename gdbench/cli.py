@@ -39,10 +39,14 @@ def main() -> None:
     Ray's graceful stop of the embedded instance (≈ 1.3 s on 2 cores, its processes terminated one
     after another) and the interpreter's teardown (≈ 0.5 s). os._exit skips both: Ray's processes
     share the driver's fate (see scheduler.run), as they do when a driver is killed. A Ctrl-C
-    (KeyboardInterrupt, which Hydra lets through) takes the ordinary exit path."""
+    (KeyboardInterrupt, which Hydra lets through) exits with 130 by the ordinary path, so that
+    Ray's exit hook stops an instance it may have interrupted while starting; the launcher has
+    already said what is kept."""
     try:
         _hydra_app()
         code = 0
+    except KeyboardInterrupt:
+        sys.exit(130)
     except SystemExit as e:  # Hydra's own exits: errors (1), --help, --cfg (0)
         code = e.code
         if isinstance(code, str):

@@ -64,30 +64,13 @@ def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
     if settings["plan"]:
         return {"planned": len(p.runs)}
     store.write_plan([r.run_id for r in p.runs])
-    resources = settings["resources"]
-    cluster = settings["cluster"]
-    if p.tasks and not in_process:
-        from gdbench import scheduler  # Ray is imported only when a sweep is scheduled
-        res = scheduler.run(p, store, address=cluster.get("address"), num_cpus=resources["num_cpus"],
-                            num_gpus=resources["num_gpus"], device=settings["device"],
-                            compile=bool(settings.get("compile")),
-                            local_num_cpus=cluster.get("num_cpus"), object_store_mb=cluster["object_store_mb"],
-                            ship_code=cluster.get("ship_code", False), progress=settings["progress"],
-                            background_shutdown=True)
-    elif p.tasks:  # the single-run path: no Ray, the engine in this process
-        s = time.perf_counter()
-        for task in p.tasks:
-            columns_of = {c.chunk_id: c.columns for c in task.chunks}
-            for r in cells.run_task(task, p.datasets, device=settings["device"],
-                                    compile=bool(settings.get("compile"))):
-                extra = {"node_id": None, "host": r["host"], "task_id": task.task_id}
-                if r["ok"]:
-                    store.write_chunk(r, extra)
-                else:
-                    store.write_failure(r, extra, columns=columns_of[r["chunk_id"]])
-        res = {"timings": {"compute_s": time.perf_counter() - s}, "nodes": []}
-    else:
-        res = {"timings": {}, "nodes": []}
+    try:
+        res = _run_plan(p, store, settings, in_process)
+    except KeyboardInterrupt:  # Ctrl-C: what finished is on disk (atomic files); say so, then stop
+        kept = len(store.finished_run_ids() & {r.run_id for r in p.runs})
+        print(f"\ninterrupted: {kept} of {len(p.runs)} runs are finished and kept in {store.root}; "
+              f"run the same command again to resume", file=sys.stderr)
+        raise
     runs_df = store.collect()
     failures = [f for f in store.failures() if not set(f["run_ids"]) <= set(runs_df.get("run_id", []))]
     res["timings"]["planning_s"] = planning_s
@@ -107,6 +90,34 @@ def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
         raise SweepFailed(f"{len(failures)} chunk(s) failed ({sum(len(f['run_ids']) for f in failures)} runs); "
                           f"see {store.root / 'failures.jsonl'}. Re-run the same command to retry them.")
     return res
+
+
+def _run_plan(p, store, settings: dict, in_process: bool) -> dict:
+    """Run the plan's tasks (on Ray, or in this process for the single-run path), writing each
+    finished chunk to the store as it arrives; returns the timings."""
+    resources = settings["resources"]
+    cluster = settings["cluster"]
+    if p.tasks and not in_process:
+        from gdbench import scheduler  # Ray is imported only when a sweep is scheduled
+        return scheduler.run(p, store, address=cluster.get("address"), num_cpus=resources["num_cpus"],
+                             num_gpus=resources["num_gpus"], device=settings["device"],
+                             compile=bool(settings.get("compile")),
+                             local_num_cpus=cluster.get("num_cpus"), object_store_mb=cluster["object_store_mb"],
+                             ship_code=cluster.get("ship_code", False), progress=settings["progress"],
+                             background_shutdown=True)
+    if p.tasks:  # the single-run path: no Ray, the engine in this process
+        s = time.perf_counter()
+        for task in p.tasks:
+            columns_of = {c.chunk_id: c.columns for c in task.chunks}
+            for r in cells.run_task(task, p.datasets, device=settings["device"],
+                                    compile=bool(settings.get("compile"))):
+                extra = {"node_id": None, "host": r["host"], "task_id": task.task_id}
+                if r["ok"]:
+                    store.write_chunk(r, extra)
+                else:
+                    store.write_failure(r, extra, columns=columns_of[r["chunk_id"]])
+        return {"timings": {"compute_s": time.perf_counter() - s}, "nodes": []}
+    return {"timings": {}, "nodes": []}
 
 
 def _local_slots(settings: dict, in_process: bool) -> int:

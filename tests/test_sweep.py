@@ -216,6 +216,36 @@ def test_driver_killed_then_rerun_completes_without_recomputing(tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_cleanly_keeping_finished_cells(tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground process group: the driver and the
+    embedded Ray it started. The driver must stop (non-zero exit) with its finished chunk files
+    intact, leave no Ray process behind, and a rerun must complete the sweep from there."""
+    env = cli_env()
+    proc = subprocess.Popen([str(BIN / "gdbench"), *HEAVY, "hydra.sweep.dir=sw", "progress=false"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    runs_dir = tmp_path / "sw" / "runs"
+    deadline = time.time() + 180
+    while time.time() < deadline and not (runs_dir.exists() and list(runs_dir.glob("*.parquet"))):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    first = {f: f.stat().st_mtime_ns for f in runs_dir.glob("*.parquet")}
+    assert 1 <= len(first) < 4, out
+    assert f"interrupted: {4 * len(first)} of 16 runs are finished and kept in" in out
+    assert "Traceback" not in out
+    for f in first:  # complete files (the store writes by rename), each one chunk of 4 runs
+        assert len(pd.read_parquet(f)) == 4
+    assert _processes_of(env["RAY_TMPDIR"], grace_s=10) == []
+    again = gdbench(*HEAVY, "hydra.sweep.dir=sw", cwd=tmp_path)
+    assert f"{4 * len(first)} already finished" in again.stdout
+    assert all(f.stat().st_mtime_ns == m for f, m in first.items())
+    runs = pd.read_parquet(tmp_path / "sw" / "runs.parquet")
+    assert len(runs) == 16 and runs.run_id.is_unique
+
+
+@pytest.mark.slow
 def test_sweep_on_a_two_node_cluster_uses_both_nodes(tmp_path, two_node_cluster):
     env = dict(two_node_cluster["env"])
     gdbench("-m", "algorithm.lr=0.1,1,10,100", "seed=0,1", "model=two_layer", "iterations=3000",
