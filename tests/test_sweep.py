@@ -221,9 +221,11 @@ def test_ctrl_c_stops_cleanly_keeping_finished_cells(tmp_path):
     embedded Ray it started. The driver must stop (non-zero exit) with its finished chunk files
     intact, leave no Ray process behind, and a rerun must complete the sweep from there."""
     env = cli_env()
+    # SIGINT handled as in a terminal even if this test runs with SIGINT ignored (a background job
+    # of a non-interactive shell): an ignored signal would stay ignored across exec
     proc = subprocess.Popen([str(BIN / "gdbench"), *HEAVY, "hydra.sweep.dir=sw", "progress=false"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs_dir = tmp_path / "sw" / "runs"
     deadline = time.time() + 180
     while time.time() < deadline and not (runs_dir.exists() and list(runs_dir.glob("*.parquet"))):
