@@ -159,9 +159,10 @@ def _iteration(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, 
     margins are beyond ~1e306: one reduction instead of isfinite on (R, n)); the log of the mean
     loss `log_F` and `F_fast` (whether it is exact for every replica, see log_mean_loss);
     `counters`, the online metrics advanced with log F; `n_mis` and `min_margin`; the direction
-    `D`; and, for the step, the candidate next iterate `new`, the algorithm's `state`, and
-    `active_next`/`diverged_next` after the parameter check (a norm that is not finite: in
-    float64 that also catches entries beyond ~1e154, whose squares overflow)."""
+    `D`; and, for the step, the candidate next iterate `new` with its norm `new_norm` (which is
+    ‖W_{t+1}‖ for the next recorded row), the algorithm's `state`, and `active_next`/
+    `diverged_next` after the parameter check (a norm that is not finite: in float64 that also
+    catches entries beyond ~1e154, whose squares overflow)."""
     g, cache = model.forward(trained, fixed, X)
     z = Y * g
     ok = _finite(z.sum(-1))
@@ -172,12 +173,14 @@ def _iteration(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, 
     n_mis, min_margin = (z <= 0).sum(-1), z.min(-1).values
     D = model.vjp(trained, fixed, X, algorithm.coefficients(z, Y, loss), cache)
     new, new_state = algorithm.step(trained, D, lr, state)
-    new_ok = _finite(_norm(new))
+    new_norm = _norm(new)
+    new_ok = _finite(new_norm)
     return {"z": z, "active": active, "diverged_at": diverged_at, "log_F": log_F,
             "F_fast": (log_F.abs() < _log_fast_bound(z.dtype)).all(),
             "counters": advance(counters, started, tt, log_eps, log_F, n_mis, min_margin, active),
-            "n_mis": n_mis, "min_margin": min_margin, "D": D, "new": new, "state": new_state,
-            "active_next": active & new_ok, "diverged_next": torch.where(active & ~new_ok, tt + 1, diverged_at)}
+            "n_mis": n_mis, "min_margin": min_margin, "D": D, "new": new, "new_norm": new_norm,
+            "state": new_state, "active_next": active & new_ok,
+            "diverged_next": torch.where(active & ~new_ok, tt + 1, diverged_at)}
 
 
 def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Sequence[int],
@@ -233,13 +236,14 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
         agree_count = torch.zeros(R, dtype=torch.long, device=device)
         max_gap = torch.full((R,), -math.inf, dtype=tdtype, device=device)
 
-    def evaluate(z, D, scale, log_loss=None, n_mis=None, min_margin=None) -> dict[str, torch.Tensor]:
-        """The trajectory columns at the current iterate (only at recorded iterations); the loop
-        passes the log-loss, misclassified count and minimum margin it already has."""
+    def evaluate(z, D_norm, scale, param_norm, log_loss=None, n_mis=None, min_margin=None) -> dict[str, torch.Tensor]:
+        """The trajectory columns at the current iterate (only at recorded iterations), from the
+        norms ‖D‖ and ‖W_t‖; the loop passes the log-loss, misclassified count and minimum
+        margin it already has."""
         row = {"log_loss": log_mean_loss(z) if log_loss is None else log_loss,
                "n_misclassified": ((z <= 0).sum(-1) if n_mis is None else n_mis).to(tdtype),
                "min_margin": z.min(-1).values if min_margin is None else min_margin,
-               "param_norm": _norm(trained), "grad_norm": _norm(D) if scale is None else _norm(D) * scale}
+               "param_norm": param_norm, "grad_norm": D_norm if scale is None else D_norm * scale}
         if companion:
             row["perceptron_gap"] = gap
             row["misclassified_agree"] = agree.to(tdtype)
@@ -274,13 +278,14 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     nan = torch.full((R,), math.nan, dtype=tdtype, device=device)
     t = 0
     step_fn = torch.compile(_iteration, dynamic=False) if compile else _iteration
+    param_norm = _norm(trained)  # ‖W_t‖; after each step the program's norm of the new iterate
     started = {b: torch.tensor(b, device=device) for b in (False, True)}
     while True:
         # the candidate next iterate is computed with the rest; it is discarded at the last t
         counters = metrics.state
         it = step_fn(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, diverged_at, counters,
                      metrics.log_eps, torch.full_like(diverged_at, t), started[t > 0])
-        z, D, active, diverged_at = it["z"], it["D"], it["active"], it["diverged_at"]
+        z, active, diverged_at = it["z"], it["active"], it["diverged_at"]
         metrics.state = it["counters"]
         if all_active and not bool(active.all()):
             all_active = False
@@ -305,7 +310,7 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
             done = ~active | ((min_margin > 0) & (log_loss <= math.log(stop_loss)))
             stop = bool(done.all())
         if t in record_at or stop:
-            row = evaluate(z, D, algorithm.grad_scale(z, loss), log_loss, n_mis, min_margin)
+            row = evaluate(z, _norm(it["D"]), algorithm.grad_scale(z, loss), param_norm, log_loss, n_mis, min_margin)
             rec_iters.append(t)
             rec_rows.append(row if all_active else {k: torch.where(active, v, nan) for k, v in row.items()})
         if stop:
@@ -319,6 +324,7 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
             all_active = False
         trained = new if all_active else {k: torch.where(_expand(active, v), new[k], v)
                                           for k, v in trained.items()}
+        param_norm = it["new_norm"]  # right for every live replica; frozen ones are recorded as NaN
         if companion:
             cc = perceptron.coefficients(zc, Y, loss)
             comp, _ = perceptron.step(comp, model.vjp(comp, fixed, X, cc, cache_c), ones, None)
@@ -328,7 +334,7 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     g, cache = model.forward(trained, fixed, X)
     z = Y * g
     D = model.vjp(trained, fixed, X, algorithm.coefficients(z, Y, loss), cache)
-    final = {k: v.cpu().numpy() for k, v in evaluate(z, D, algorithm.grad_scale(z, loss)).items()}
+    final = {k: v.cpu().numpy() for k, v in evaluate(z, _norm(D), algorithm.grad_scale(z, loss), _norm(trained)).items()}
     out = metrics.finalize()
     out["final_log_loss"] = final["log_loss"]
     with np.errstate(over="ignore"):

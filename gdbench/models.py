@@ -207,6 +207,14 @@ class TwoLayer:
             times_dphi = ACTIVATIONS[self.activation][1]
             if times_dphi is None:  # φ' ≡ 1: every neuron gets the same Σ_i c_i x_i
                 GT = (c @ x).T.unsqueeze(-1).expand(d, R, m)
+            elif torch.compiler.is_compiling():
+                # Under torch.compile the factor s·a_j rides along in the fused pass that forms
+                # P, so the GEMM's output is the direction itself: no pass over it afterwards, and
+                # nothing more to write when the program returns it (eager, the same product would
+                # cost a pass over the larger (n, R, m) array, so it scales the (d, R, m) result).
+                PT = times_dphi(HT, AT, c.T.unsqueeze(-1) * (a * self.s), self.alpha)  # (n, R, m)
+                out["W"] = (x.T.contiguous() @ PT.reshape(n, R * m)).view(d, R, m).permute(1, 2, 0)
+                return out
             else:
                 PT = times_dphi(HT, AT, c.T.unsqueeze(-1), self.alpha)  # (n, R, m)
                 # a contiguous Xᵀ (d·n numbers) makes this GEMM ~10% faster than the transposed view
