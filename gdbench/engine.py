@@ -201,10 +201,11 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     compile: run each iteration's tensor program (`_iteration`: forward, loss, direction, step,
     divergence checks, online metrics) through torch.compile, which fuses its elementwise passes
     and small ops. Worth it for long runs of small cells, where those are most of the time (on
-    the 2-core development machine: 1.3x for a two-layer cell n=100, d=50, m=32, R=256; 2x for
-    the linear one); it costs a compilation per distinct cell shape (~10 s on that CPU; cached on
-    disk by torch across processes) and needs a C++ compiler on CPU or Triton on CUDA. Results
-    agree with the eager path to rounding.
+    the 2-core development machine, benchmarks/engine.py: 1.4-1.5x for a two-layer cell n=100,
+    d=50, m=32, R=256, which then runs at ~40% of the float64 matmul peak; 1.7-2.2x for the
+    linear one; 1.1x for the medium cells); it costs a compilation per distinct cell shape
+    (~10 s on that CPU; cached on disk by torch across processes) and needs a C++ compiler on CPU
+    or Triton on CUDA. Results agree with the eager path to rounding.
     """
     start = time.perf_counter()
     x_np, y_np = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
