@@ -184,18 +184,17 @@ def _iteration(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, 
 
 
 def _two_iterations(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, diverged_at, counters,
-                    log_eps, tt, started, started_next):
+                    log_eps, tt, started):
     """Iterations t and t + 1 as one program: the second starts from the first's candidate
     iterate, state and counters. For compile=True, where a call's fixed cost (dynamo's guards on
     ~20 inputs, the Python around them) is ~5% of a small two-layer iteration on the 2-core
     development machine; the pair halves it. The second iteration is what a call at t + 1 would
     return as long as the first froze no replica and kept the fast log-loss; otherwise the
-    engine discards it and goes on one iteration at a time (as it does at the end of the run).
-    started_next: a boolean 0-d tensor, True."""
+    engine discards it and goes on one iteration at a time (as it does at the end of the run)."""
     first = _iteration(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, diverged_at, counters,
                        log_eps, tt, started)
     second = _iteration(model, loss, algorithm, first["new"], fixed, first["state"], X, Y, lr, first["active_next"],
-                        first["diverged_next"], first["counters"], log_eps, tt + 1, started_next)
+                        first["diverged_next"], first["counters"], log_eps, tt + 1, torch.ones_like(started))
     return first, second
 
 
@@ -307,7 +306,8 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
         if not pending:
             args = (model, loss, algorithm, trained, fixed, state, X, Y, lr, active, diverged_at, counters,
                     metrics.log_eps, torch.full_like(diverged_at, t), started[t > 0])
-            pending = list(pair_fn(*args, started[True])) if pair_fn is not None else [step_fn(*args)]
+            # (no input may be passed twice: dynamo guards against aliased inputs and would recompile)
+            pending = list(pair_fn(*args)) if pair_fn is not None else [step_fn(*args)]
         it = pending.pop(0)
         z, active, diverged_at = it["z"], it["active"], it["diverged_at"]
         metrics.state = it["counters"]

@@ -192,6 +192,22 @@ def test_skewed_margin_2d_makes_the_first_large_step_misclassify_the_support_poi
 
 
 @pytest.mark.slow
+def test_compiled_run_is_one_program_after_another_cell():
+    # A compiled run with every replica live is one compiled program (two iterations per call)
+    # for all its iterations, also in a process that compiled another cell before (as a sweep's
+    # worker does). Counted by dynamo: a recompilation at some t > 0 (e.g. a guard that fails
+    # from the second call on) would add a graph and cost a compilation per run.
+    from torch._dynamo.utils import counters
+    kw = dict(loss=losses.Logistic(), algorithm=algorithms.GD(), iterations=9, compile=True,
+              record=engine.RecordSchedule(dense=3, log_points=2))
+    engine.run_cell(DS.x, DS.y, model=models.Linear(), lrs=[1.0, 2.0, 3.0], seeds=[0, 1, 2], **kw)
+    before = counters["stats"]["unique_graphs"]
+    res = engine.run_cell(DS.x, DS.y, model=models.TwoLayer(width=5), lrs=[1.0, 2.0, 3.0], seeds=[0, 1, 2], **kw)
+    assert counters["stats"]["unique_graphs"] == before + 1
+    assert res.iterations_run == 9 and list(res.metrics["status"]) == ["ok"] * 3
+
+
+@pytest.mark.slow
 def test_compiled_engine_equals_eager():
     # compile=True runs the same per-iteration program through torch.compile (one compilation
     # per cell shape, ~10 s each on a 2-core CPU). Independent route: the eager engine, whose
