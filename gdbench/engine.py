@@ -213,14 +213,16 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     stop_loss: stop early once every live replica has separated the data and has F ≤ stop_loss
     (checked every `check_every` iterations; None = run the whole budget).
 
-    compile: run each iteration's tensor program (`_iteration`: forward, loss, direction, step,
+    compile: run the per-iteration tensor program (`_iteration`: forward, loss, direction, step,
     divergence checks, online metrics) through torch.compile, which fuses its elementwise passes
-    and small ops. Worth it for long runs of small cells, where those are most of the time (on
-    the 2-core development machine, benchmarks/engine.py: 1.4-1.5x for a two-layer cell n=100,
-    d=50, m=32, R=256, which then runs at ~40% of the float64 matmul peak; 1.7-2.2x for the
-    linear one; 1.1x for the medium cells); it costs a compilation per distinct cell shape
-    (~10 s on that CPU; cached on disk by torch across processes) and needs a C++ compiler on CPU
-    or Triton on CUDA. Results agree with the eager path to rounding.
+    and small ops, two iterations per call (`_two_iterations`) while every replica is live and
+    the loss is in the fast range. Worth it for long runs of small cells, where those passes and
+    ops are most of the time (on the 2-core development machine, benchmarks/engine.py: ~1.5x for
+    a two-layer cell n=100, d=50, m=32, R=256, which then runs at 40-45% of the float64 matmul
+    peak; ~2x for the linear one; ~1.1x for the medium cells). It costs a compilation per
+    distinct cell shape (~10-20 s on that CPU, and another once a replica diverges or the loss
+    underflows; cached on disk by torch across processes) and needs a C++ compiler on CPU or
+    Triton on CUDA. Results agree with the eager path to rounding.
     """
     start = time.perf_counter()
     x_np, y_np = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
