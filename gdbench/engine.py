@@ -187,7 +187,7 @@ def _two_iterations(model, loss, algorithm, trained, fixed, state, X, Y, lr, act
                     log_eps, tt, started):
     """Iterations t and t + 1 as one program: the second starts from the first's candidate
     iterate, state and counters. For compile=True, where a call's fixed cost (dynamo's guards on
-    ~20 inputs, the Python around them) is ~5% of a small two-layer iteration on the 2-core
+    ~20 inputs, the Python around them) is ~8% of a small two-layer iteration on the 2-core
     development machine; the pair halves it. The second iteration is what a call at t + 1 would
     return as long as the first froze no replica and kept the fast log-loss; otherwise the
     engine discards it and goes on one iteration at a time (as it does at the end of the run)."""
