@@ -20,7 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gdbench.fits import bootstrap_exponent, fit_loglog, fit_rates  # noqa: F401  (public here too)
+from gdbench import selection
+from gdbench.fits import bootstrap_exponent, fit_loglog, fit_rates, no_fit_reason  # noqa: F401  (public here too)
+from gdbench.fits import no_interval_reason as fits_no_interval
 
 SEED_COLUMNS = ("seed", "data.seed")
 IDENTITY = ("dataset", "model", "loss", "algorithm", "lr")
@@ -64,7 +66,25 @@ def group_columns(runs: pd.DataFrame, by=None) -> list[str]:
             pd.Series([runs[col].nunique(dropna=False)])
         if len(spread) and spread.max() > 1:
             keys.append(col)
+    # n and d are what a reader needs even when another key (data.path of an npz) determines them
+    keys += [c for c in ("n", "d") if c in runs and c not in keys and runs[c].nunique() > 1]
     return [c for c in config_columns(runs) if c in keys]  # reading order, lr last
+
+
+def numeric_keys(runs: pd.DataFrame) -> pd.DataFrame:
+    """Configuration columns stored as text whose every value is a number become numbers, so
+    that they sort as 16, 128, 256 and not as "128", "16", "256"."""
+    out = runs
+    for c in config_columns(runs):
+        if runs[c].dtype == object or pd.api.types.is_string_dtype(runs[c]):
+            values = runs[c].dropna()
+            if not len(values) or values.map(lambda v: isinstance(v, bool)).any():
+                continue
+            num = pd.to_numeric(values, errors="coerce")
+            if num.notna().all():
+                out = out if out is not runs else runs.copy()
+                out[c] = pd.to_numeric(runs[c], errors="coerce")
+    return out
 
 
 def _groupby(runs, keys):
@@ -103,15 +123,10 @@ def _status_counts(df: pd.DataFrame, keys: list) -> pd.DataFrame:
 # ---------------------------------------------------------------- the tables
 
 def best_lr(table: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """Boolean mask over an aggregated table: the step size with the smallest median t_sep in
-    each group of `keys` minus lr (ties: more runs separated, then lower final loss)."""
-    rest = [k for k in keys if k != "lr"]
-    rank = table.assign(_t=table["t_sep_median"].fillna(np.inf), _s=-table["separated"],
-                        _f=table["final_loss"].fillna(np.inf))
-    rank = rank.sort_values(["_t", "_s", "_f"], kind="stable")
-    first = rank[np.isfinite(rank["_t"])]
-    first = first.groupby(rest, dropna=False, sort=False).head(1) if rest else first.head(1)
-    return table.index.isin(first.index)
+    """Boolean mask over an aggregated table: the step sizes with the smallest median t_sep in
+    each group of `keys` minus lr (then the most runs separated); tied steps are all best (see
+    `gdbench.selection`)."""
+    return selection.best_steps(table, keys)["best"].to_numpy()
 
 
 def rates_table(runs: pd.DataFrame, traj: pd.DataFrame | None = None, *, by=None, t0: int = 10,
@@ -143,7 +158,11 @@ def rates_table(runs: pd.DataFrame, traj: pd.DataFrame | None = None, *, by=None
     out = out.reset_index()
     model_keys = [k for k in keys if k != "lr"]
     out["separated"] = out["separated"].fillna(0.0)
-    out["best"] = best_lr(out, keys) if "lr" in keys else False
+    if "lr" in keys:
+        out = selection.best_steps(out, keys)
+    else:
+        out = out.assign(best=False, best_tied=np.nan, best_edge=False)
+    out["_marks"] = selection.marks(out)
     out.attrs["keys"] = model_keys + (["lr"] if "lr" in keys else [])
     return out
 
@@ -163,6 +182,7 @@ def oscillation_table(runs: pd.DataFrame, *, by=None) -> pd.DataFrame:
         if c in runs:
             out[c] = g[c].median().astype("float64")
     out = out.reset_index()
+    out["_marks"] = selection.marks(out)
     out.attrs["keys"] = keys
     return out
 
@@ -176,24 +196,30 @@ def acceleration_table(runs: pd.DataFrame, *, by=None, baseline: str = "linear")
     """Table 3a (implicit acceleration): per data setting (every key except the model's and lr),
     each model's best step size and its median t_sep there, and the ratio
     t_sep(baseline at its best step) / t_sep(model at its best step) — > 1 means the model
-    separates faster than the linear baseline."""
+    separates faster than the linear baseline. A ratio from a best step at the grid's edge (of the
+    model or of the baseline) carries mark "e"; tied best steps, mark "t" (`gdbench.selection`)."""
     rates = rates_table(runs, by=by)
     keys = rates.attrs["keys"]
     data_keys, mkeys = _split_keys(keys)
-    best = rates[rates["best"]].copy()
-    cols = data_keys + mkeys + ["lr", "runs", "separated", "t_sep_median", "t_sep_q25", "t_sep_q75"]
+    best = selection.representative_best(rates, keys).copy()
+    cols = data_keys + mkeys + ["lr", "runs", "separated", "t_sep_median", "t_sep_q25", "t_sep_q75",
+                                "best_tied", "best_edge"]
     best = best[[c for c in cols if c in best]].rename(columns={"lr": "best_lr"})
-    base = best[best["model"] == baseline].set_index(data_keys)["t_sep_median"] if data_keys else \
-        best.loc[best["model"] == baseline, "t_sep_median"]
+    is_base = best["model"] == baseline
     if data_keys:
-        base = base[~base.index.duplicated()]
-        ref = base.reindex(pd.MultiIndex.from_frame(best[data_keys]) if len(data_keys) > 1
-                           else best[data_keys[0]]).to_numpy()
+        base = best[is_base].drop_duplicates(data_keys).set_index(data_keys)[["t_sep_median", "best_edge"]]
+        ref = base.reindex(pd.MultiIndex.from_frame(best[data_keys]) if len(data_keys) > 1 else best[data_keys[0]])
     else:
-        ref = np.full(len(best), base.iloc[0] if len(base) else np.nan)
-    best["baseline_t_sep"] = ref
+        ref = pd.DataFrame({"t_sep_median": [best.loc[is_base, "t_sep_median"].iloc[0] if is_base.any() else np.nan],
+                            "best_edge": [bool(best.loc[is_base, "best_edge"].any())]}).iloc[[0] * len(best)]
+    best["baseline_t_sep"] = ref["t_sep_median"].to_numpy()
     best["acceleration"] = best["baseline_t_sep"] / best["t_sep_median"]
+    base_edge = ref["best_edge"].fillna(False).to_numpy(bool)
     best = best.reset_index(drop=True)
+    best["_marks"] = [{**({"best_lr": ("e" if e else "") + ("t" if (tied or 1) > 1 else "")} if e or (tied or 1) > 1
+                          else {}), **({"acceleration": "e"} if e or be else {})}
+                      for e, be, tied in zip(best["best_edge"], base_edge, best["best_tied"])]
+    best = best.drop(columns=["best_edge"])
     best.attrs["keys"] = data_keys + mkeys
     return best
 
@@ -202,14 +228,17 @@ def scaling_table(runs: pd.DataFrame, *, x: str = "d", by=None, n_boot: int = 10
     """Table 3b (scaling): per model (and every other key except x and lr), the exponent of t_sep
     against x by log-log least squares over the runs at each x's best step size, with a bootstrap
     95% interval over seeds. Runs that never separated (or separated at t = 0) are excluded and
-    counted in `excluded`; an x level with no separated run drops out of the fit."""
+    counted in `excluded`; an x level with no separated run drops out of the fit. No exponent
+    from fewer than 3 levels or a constant t_sep, and no interval without spread over seeds
+    (`no_fit`, `no_ci`: the footnote mark saying why); `edge_levels` counts the levels whose best
+    step sits at the grid's edge (then the exponent carries mark "e")."""
     keys = group_columns(runs, by)
     if x not in keys:
         keys = [k for k in keys if k != "lr"] + [x, "lr"]
     rates = rates_table(runs, by=keys)
-    # best step per (everything but lr): each x level picks its own best step
-    chosen = rates.loc[rates["best"], keys]
-    sel = runs.merge(chosen, on=keys, how="inner")
+    # best step per (everything but lr): each x level picks its own best step (one of tied ones)
+    best = selection.representative_best(rates, keys)
+    sel = runs.merge(best[keys + ["best_edge"]], on=keys, how="inner")
     rest = [k for k in keys if k not in (x, "lr")]
     # a data column tied to x (e.g. n varying together with d) is part of the x axis, not a group:
     # drop a data column that x and the other group columns determine
@@ -222,14 +251,16 @@ def scaling_table(runs: pd.DataFrame, *, x: str = "d", by=None, n_boot: int = 10
         use = part[part["t_sep"].notna() & (part["t_sep"] > 0)]
         fit = fit_loglog(use[x], use["t_sep"])
         lo, hi = bootstrap_exponent(use[x], use["t_sep"], n_boot=n_boot, seed=seed)
+        edges = int(part.drop_duplicates(x)["best_edge"].sum())
         row = dict(zip(rest, key if isinstance(key, tuple) else (key,)))
         row.update(x=x, levels=use[x].nunique(), runs=len(part), excluded=len(part) - len(use), **fit,
-                   ci_low=lo, ci_high=hi)
+                   ci_low=lo, ci_high=hi, edge_levels=edges, no_fit=no_fit_reason(use[x], use["t_sep"]),
+                   no_ci=fits_no_interval(use[x], use["t_sep"]), _marks={"exponent": "e"} if edges else {})
         rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs["keys"] = rest
     # the per-level medians at the chosen steps, for the figure (plain lists: attrs get copied)
-    out.attrs["points"] = rates.loc[rates["best"], keys + ["t_sep_median"]].to_dict("list")
+    out.attrs["points"] = best[keys + ["t_sep_median"]].to_dict("list")
     return out
 
 
@@ -237,21 +268,23 @@ def budget_table(runs: pd.DataFrame, *, by=None, n_boot: int = 1000, seed: int =
     """Table 3c (budget scaling): the exponent of the final loss against the iteration budget T,
     for step sizes that scale with the budget (η = c·T, reference −2 of Wu et al. 2024) and for
     fixed step sizes (reference −1), by log-log least squares on final_log_loss (exact below
-    1e-308), with a bootstrap interval over seeds. Only schedules seen at ≥ 2 budgets appear."""
+    1e-308), with a bootstrap interval over seeds. Schedules seen at ≥ 2 budgets appear; an
+    exponent needs 3 (`no_fit` says why not)."""
     keys = [k for k in group_columns(runs, by) if k not in ("lr", "iterations")]
     df = runs[runs["status"] == "ok"].assign(_c=lambda d: d["lr"] / d["iterations"])
     rows = []
     for key, part in (df.groupby(keys, dropna=False, sort=True) if keys else [((), df)]):
-        for schedule, col in (("lr = c·T", "_c"), ("lr fixed", "lr")):
+        for schedule, col in (("η = c·T", "_c"), ("η fixed", "lr")):
             for value, sub in part.groupby(col):
                 if sub["iterations"].nunique() < 2:
                     continue
-                lx, ly = np.log(sub["iterations"].to_numpy(float)), sub["final_log_loss"].to_numpy(float)
-                fit = fit_loglog(np.exp(lx), np.exp(ly))
-                lo, hi = bootstrap_exponent(np.exp(lx), np.exp(ly), n_boot=n_boot, seed=seed)
+                t, ly = sub["iterations"].to_numpy(float), sub["final_log_loss"].to_numpy(float)
+                fit = fit_loglog(t, log_y=ly)
+                lo, hi = bootstrap_exponent(t, log_y=ly, n_boot=n_boot, seed=seed)
                 row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
                 row.update(schedule=schedule, value=value, budgets=sub["iterations"].nunique(), runs=len(sub),
-                           exponent=fit["exponent"], r2=fit["r2"], ci_low=lo, ci_high=hi)
+                           exponent=fit["exponent"], r2=fit["r2"], ci_low=lo, ci_high=hi,
+                           no_fit=no_fit_reason(np.log(t), ly), no_ci=fits_no_interval(np.log(t), ly))
                 rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs["keys"] = keys + ["schedule", "value"] if len(out) else keys
@@ -292,7 +325,12 @@ def curve_quantiles(runs: pd.DataFrame, traj: pd.DataFrame, *, by=None,
     g = np.where(tcodes >= 0, lookup[np.maximum(np.asarray(tcodes), 0)], np.nan)
     frame = {"_g": g, "iter": traj["iter"].to_numpy()}
     for c in columns:
-        frame[c] = traj["log_loss"].to_numpy() / np.log(10) if c == "log10_loss" else traj[c].to_numpy()
+        if c == "log10_loss":
+            frame[c] = traj["log_loss"].to_numpy() / np.log(10)
+        elif c == "loss" and "log_loss" in traj:  # from the log domain: a loss below 1e-308 is still a number
+            frame[c] = np.exp(traj["log_loss"].to_numpy())
+        else:
+            frame[c] = traj[c].to_numpy()
     df = pd.DataFrame(frame).dropna(subset=["_g"])
     grouped = df.groupby(["_g", "iter"], sort=True)
     parts = {"runs": grouped.size()}
@@ -304,5 +342,21 @@ def curve_quantiles(runs: pd.DataFrame, traj: pd.DataFrame, *, by=None,
     key_frame.columns = keys
     out = pd.concat([key_frame.iloc[out["_g"].astype(int).to_numpy()].reset_index(drop=True),
                      out.drop(columns="_g")], axis=1)
+    out.attrs["keys"] = keys
+    return out
+
+
+def summary_table(runs: pd.DataFrame, *, by=None) -> pd.DataFrame:
+    """The terminal summary: one row per group of the report's tables (never pooled over a swept
+    key), with separation next to oscillation so that zero increases cannot be misread as "never
+    separated": runs, diverged, fraction separated, median t_sep, fraction non-monotone, median
+    increases, median τ and median final loss."""
+    rates = rates_table(runs, by=by)
+    osc = oscillation_table(runs, by=by)
+    keys = rates.attrs["keys"]
+    cols = ["runs", "diverged", "separated", "t_sep_median"]
+    out = rates[keys + cols + ["final_loss", "_marks"]].merge(
+        osc[keys + ["non_monotone", "n_increases", "transition_time"]], on=keys, how="left")
+    out = out[keys + cols + ["non_monotone", "n_increases", "transition_time", "final_loss", "_marks"]]
     out.attrs["keys"] = keys
     return out

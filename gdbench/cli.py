@@ -78,14 +78,20 @@ def report(argv=None) -> None:
     from gdbench import report as report_stage
     from gdbench.launcher import report_options
     ap = argparse.ArgumentParser(prog="gdbench-report", description=report.__doc__)
-    ap.add_argument("sweep_dir", help="a gdbench sweep directory (finished, running or interrupted)")
+    ap.add_argument("sweep_dir", nargs="+", help="a gdbench sweep directory (finished, running or interrupted); "
+                    "two: compare them (gdbench/compare.py)")
+    ap.add_argument("--labels", help="comparison: two comma-separated names (default: the directory names)")
+    ap.add_argument("--out", help="comparison: output folder (default: <first sweep>/compare-<second label>/)")
     ap.add_argument("--group-by", help="comma-separated runs-table columns (default: every swept key)")
     ap.add_argument("--rate-t0", type=int, help="start of the rate-fit window is max(tau, t0)")
     ap.add_argument("--bootstrap", type=int, help="bootstrap resamples for exponent intervals")
     ap.add_argument("--no-figures", action="store_true", help="tables only")
     ap.add_argument("--quiet", action="store_true", help="do not print the tables")
     args = ap.parse_args(argv)
-    root = Path(args.sweep_dir)
+    if len(args.sweep_dir) != 1 or args.labels is not None or args.out is not None:
+        from gdbench import compare
+        return compare.main(args)
+    root = Path(args.sweep_dir[0])
     if not (root / "runs").is_dir():
         sys.exit(f"gdbench-report: {root} is not a gdbench sweep directory (no runs/ folder)")
     rep = {}

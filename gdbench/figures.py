@@ -1,11 +1,19 @@
-"""Figures of a sweep (matplotlib, Agg): each a public function over the analysis tables, returning
-a Figure, so a notebook user can restyle it. `report.py` saves them as PNG and PDF.
+"""Figures of a sweep (matplotlib, Agg): each a public function over the analysis tables or the
+runs/trajectory DataFrames, returning a Figure (or None where the data cannot make an honest one:
+a heatmap of one cell or of a constant), so a notebook user can restyle it. `report.py` saves them
+as PNG and PDF; `headline.py` builds the study-declared figures from the same pieces.
 
-Conventions: step sizes are η, the loss is F(W_t), iterations are t; loss axes show log10 F so
-that losses below 1e-308 (recorded in the log domain) still plot; seeds appear as a median line
-with an interquartile band.
+Paper conventions: widths of one column (3.3 in) or two (6.75 in) (`WIDTHS`); PDFs embed
+TrueType (Type 42) fonts; categories use the Okabe–Ito colour-blind-safe palette and ordered step
+sizes the viridis map; legends sit outside the axes once there is more than a few series; log
+axes with few levels label the levels themselves (8, 32, 128), step sizes read as 10⁻², 10³.
+Step sizes are η, the loss F(W_t), iterations t; loss axes show log10 F so that losses below
+1e-308 (recorded in the log domain) still plot; seeds appear as a median line with an
+interquartile band.
 """
 from __future__ import annotations
+
+import math
 
 import matplotlib
 import matplotlib.ticker
@@ -15,22 +23,45 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gdbench import analysis  # noqa: E402
+from gdbench import analysis, render  # noqa: E402
 
-# no "savefig.bbox: tight": it draws every figure once more per file; tight_layout() suffices
-plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7, "figure.dpi": 120})
+WIDTHS = {"single": 3.3, "double": 6.75}  # inches: one column / the full text width of a two-column paper
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+plt.rcParams.update({
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "figure.dpi": 150, "pdf.fonttype": 42, "ps.fonttype": 42,
+    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO), "lines.linewidth": 1.2, "lines.markersize": 4,
+    "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
+})
+
+
+# ---------------------------------------------------------------- labels and ticks
+
+def step_label(v) -> str:
+    """A step size as mathtext: powers of ten as 10^k, others with three significant digits."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return str(v)
+    v = float(v)
+    if v > 0:
+        k = math.log10(v)
+        if abs(k - round(k)) < 1e-9 and abs(k) >= 2:
+            return f"$10^{{{int(round(k))}}}$"
+    return f"{v:g}"
 
 
 def label(row, columns) -> str:
-    """A short legend label from configuration values, e.g. `two_layer relu width=32`."""
+    """A short legend label from configuration values, e.g. `two_layer relu m=32`."""
     parts = []
     for c in columns:
         v = row[c]
         if v is None or (isinstance(v, float) and np.isnan(v)):
             continue
-        if c in ("model", "activation", "dataset", "algorithm", "loss"):
+        if c in ("model", "activation", "dataset", "algorithm", "loss", "model_name"):
             if not (c == "activation" and row.get("model") == "linear"):
-                parts.append(str(v))
+                parts.append(str(v).replace("_", " "))
+        elif c == "lr":
+            parts.append(f"η={step_label(v)}")
         else:
             parts.append(f"{c.split('.')[-1]}={_num(v)}")
     return " ".join(parts) or "all"
@@ -40,12 +71,57 @@ def _num(v) -> str:
     return f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
+def level_ticks(ax, axis: str, levels, *, steps: bool = False) -> None:
+    """On a log axis with at most 8 distinct levels, put the ticks at the levels and label them
+    plainly (8, 32, 128; step sizes as 10^k) instead of decade labels with no tick in between."""
+    levels = sorted({float(v) for v in levels if v is not None and np.isfinite(v) and v > 0})
+    if not levels or len(levels) > 8:
+        return
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    a.set_major_locator(matplotlib.ticker.FixedLocator(levels))
+    a.set_minor_locator(matplotlib.ticker.NullLocator())
+    a.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: step_label(v) if steps else f"{v:g}"))
+
+
+def step_axis(ax, lrs) -> None:
+    """A log step-size axis: the levels themselves when few, decades as 10^k otherwise."""
+    ax.set_xscale("log")
+    if len(set(lrs)) <= 8:
+        level_ticks(ax, "x", lrs, steps=True)
+    else:
+        ax.xaxis.set_major_formatter(matplotlib.ticker.LogFormatterMathtext())
+
+
+def new_figure(width: str = "single", *, aspect: float = 0.75, nrows: int = 1, ncols: int = 1, **kw):
+    """A figure of a paper width (`WIDTHS`, or inches) and height width·aspect·nrows/ncols with
+    constrained layout, so no title, label or outside legend is ever clipped."""
+    w = WIDTHS.get(width, width) if isinstance(width, str) else float(width)
+    h = max(1.6, w * aspect * nrows / max(ncols, 1))
+    return plt.subplots(nrows, ncols, figsize=(w, h), squeeze=False, layout="constrained", **kw)
+
+
+def legend(fig, ax, n: int, *, title=None) -> None:
+    """Up to 3 series: inside the axes where they cover the least data; more: below the axes,
+    outside the data, in as many columns as fit."""
+    if n == 0:
+        return
+    if n <= 3:
+        ax.legend(loc="best", title=title)
+        return
+    handles, labels = ax.get_legend_handles_labels()
+    widest = max((len(t) for t in labels), default=10)
+    ncol = max(1, min(n, int(fig.get_figwidth() * 72 / (widest * 4.6 + 30))))  # ≈ 4.6 pt a character at 7 pt
+    rows = -(-len(labels) // ncol)
+    fig.set_figheight(fig.get_figheight() + 0.15 * rows + 0.1)  # room for the legend: the axes keep their size
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, title=title)
+
+
 def _varying(df, columns) -> list:
     """The columns that take more than one value in df (labels need only those)."""
     return [c for c in columns if c in df and df[c].nunique(dropna=False) > 1]
 
 
-def _series(df, columns):
+def series(df, columns):
     """Iterate (label, sub-frame) over the distinct values of `columns` (all rows when none);
     labels name only the columns that vary."""
     given, columns = list(columns or []), _varying(df, columns or [])
@@ -56,21 +132,10 @@ def _series(df, columns):
         yield label(part.iloc[0], columns), part
 
 
-def _legend(fig, ax, n: int) -> None:
-    """A legend inside the axes for a few series; below them (figure grown to fit) for many."""
-    if n <= 8:
-        ax.legend(loc="best")
-        fig.tight_layout()
-        return
-    rows = (n + 1) // 2
-    w, h = fig.get_size_inches()
-    extra = 0.16 * rows + 0.3
-    fig.set_size_inches(max(w, 6.5), h + extra)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=6, frameon=False)
-    fig.subplots_adjust(left=0.12, right=0.97, top=0.95, bottom=(extra + 0.5) / (h + extra))
+# ---------------------------------------------------------------- curves against t
 
-
-def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int = 10, title=None) -> plt.Figure:
+def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int = 8, title=None,
+                width: str = "double") -> plt.Figure:
     """log10 F(W_t) (top) and accuracy (bottom) against t, one column of panels per model (the
     `panel` columns; default: the model columns), one colour per step size, median over seeds
     with an interquartile band. `curves` is `analysis.curve_quantiles(...)` for one data setting.
@@ -78,9 +143,10 @@ def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int 
     legend title) — more curves on one panel cannot be read."""
     keys = curves.attrs.get("keys", [])
     panel = analysis.model_columns(keys) if panel is None else list(panel)
-    panels = list(_series(curves, panel))
-    fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels) + 0.6, 5.2), squeeze=False,
-                             sharex=True)
+    panels = list(series(curves, panel))[:4]
+    w = WIDTHS.get(width, width) if isinstance(width, str) else float(width)
+    fig = plt.figure(figsize=(w, 4.0 if len(panels) > 1 else 3.6), layout="constrained")
+    axes = fig.subplots(2, len(panels), squeeze=False, sharex=True)
     colours = sorted(curves[color].dropna().unique())
     shown_of = len(colours)
     if len(colours) > max_lines:
@@ -94,140 +160,172 @@ def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int 
             t = sub["iter"].to_numpy()
             for row, col in ((0, "log10_loss"), (1, "accuracy")):
                 ax = axes[row, j]
-                ax.plot(t, sub[f"{col}_median"], color=cmap(k), lw=1.1, label=f"η={_num(value)}")
+                ax.plot(t, sub[f"{col}_median"], color=cmap(k), label=f"η = {step_label(value)}" if color == "lr"
+                        else f"{color} = {_num(value)}")
                 ax.fill_between(t, sub[f"{col}_q25"], sub[f"{col}_q75"], color=cmap(k), alpha=0.2, lw=0,
                                 rasterized=True)  # bands as pixels: PDFs stay small and fast
         axes[0, j].set_title(panel_title)
-        axes[0, j].set_ylabel(r"$\log_{10} F(W_t)$")
-        axes[1, j].set_ylabel("training accuracy")
-        axes[1, j].set_xlabel("iteration t")
+        axes[1, j].set_xlabel("iteration $t$")
         for ax in axes[:, j]:
             ax.set_xscale("symlog", linthresh=1)  # keeps t = 0, the initial point
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # symlog minors: thousands of ticks
             ax.grid(alpha=0.3)
-    axes[0, -1].legend(loc="best", ncol=1 if len(colours) < 8 else 2,
-                       title=None if shown_of == len(colours) else f"{len(colours)} of {shown_of} step sizes")
+    axes[0, 0].set_ylabel(r"$\log_{10} F(W_t)$")
+    axes[1, 0].set_ylabel("training accuracy")
+    ncol = max(1, min(len(colours), int(w / 1.15)))
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=ncol,
+               title=None if shown_of == len(colours) else f"{len(colours)} of {shown_of} step sizes")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
+# ---------------------------------------------------------------- metrics against the step size
+
 def versus_step_size(table: pd.DataFrame, *, y: str, ylabel: str, low=None, high=None, logy=False,
-                     series=None) -> plt.Figure:
+                     series_keys=None, width: str = "single") -> plt.Figure:
     """A metric of an aggregated table (rates/oscillation/perceptron) against the step size η,
-    one line per `series` (default: the model columns and every other non-lr key), with an
-    optional band between the `low` and `high` columns."""
+    one line per series (default: every key but lr), with an optional band between the `low`
+    and `high` columns."""
     keys = table.attrs.get("keys", [])
-    series = [k for k in keys if k != "lr"] if series is None else list(series)
-    fig, ax = plt.subplots(figsize=(4.6, 3.3))
+    series_keys = [k for k in keys if k != "lr"] if series_keys is None else list(series_keys)
+    fig, ax = new_figure(width)
+    ax = ax[0, 0]
     n = 0
-    for name, part in _series(table.sort_values("lr"), series):
-        line, = ax.plot(part["lr"], part[y], marker="o", ms=3, lw=1.1, label=name)
+    for i, (name, part) in enumerate(series(table.sort_values("lr"), series_keys)):
+        line, = ax.plot(part["lr"], part[y], marker=MARKERS[i % len(MARKERS)], label=name)
         n += 1
         if low and high:
             ax.fill_between(part["lr"], part[low], part[high], color=line.get_color(), alpha=0.2, lw=0,
                             rasterized=True)
-    ax.set_xscale("log")
+    step_axis(ax, table["lr"])
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(r"step size $\eta$")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    _legend(fig, ax, n)
+    legend(fig, ax, n)
     return fig
 
 
 def transition_time(table: pd.DataFrame, **kw) -> plt.Figure:
     """τ (the last iteration at which the loss increased) against η; `table` is the oscillation table."""
-    return versus_step_size(table, y="transition_time", ylabel=r"transition time $\tau$ (iterations)", **kw)
+    return versus_step_size(table, y="transition_time", ylabel=r"transition time $\tau$", **kw)
 
 
-def perceptron_gap(table: pd.DataFrame, **kw) -> plt.Figure:
-    """Final and maximum ‖W_t/γ − Ŵ_t‖/‖Ŵ_t‖ against γ (log-log); `table` is the perceptron table."""
+def perceptron_gap(table: pd.DataFrame, *, width: str = "single") -> plt.Figure:
+    """Final (solid) and maximum over t (dashed) ‖W_t/γ − Ŵ_t‖/‖Ŵ_t‖ against γ (log-log);
+    `table` is the perceptron table. A gap of exactly 0 cannot sit on a log axis: it is drawn
+    at the bottom edge with an open marker."""
     keys = table.attrs.get("keys", [])
-    series = [k for k in keys if k != "lr"]
-    fig, ax = plt.subplots(figsize=(4.6, 3.3))
+    fig, ax = new_figure(width)
+    ax = ax[0, 0]
     n = 0
-    for name, part in _series(table.sort_values("lr"), series):
-        line, = ax.plot(part["lr"], part["final_gap"], marker="o", ms=3, label=f"{name}: final")
-        ax.plot(part["lr"], part["max_gap"], ls="--", color=line.get_color(), label=f"{name}: max over t")
-        n += 2
-    ax.set_xscale("log")
+    positive = pd.concat([table["final_gap"], table["max_gap"]])
+    floor = positive[positive > 0].min() / 10 if (positive > 0).any() else 1e-16
+    for i, (name, part) in enumerate(series(table.sort_values("lr"), [k for k in keys if k != "lr"])):
+        final = part["final_gap"].clip(lower=floor)
+        line, = ax.plot(part["lr"], final, marker=MARKERS[i % len(MARKERS)], label=name)
+        ax.plot(part["lr"], part["max_gap"].clip(lower=floor), ls="--", color=line.get_color())
+        n += 1
     ax.set_yscale("log")
+    step_axis(ax, table["lr"])
     ax.set_xlabel(r"step size $\gamma$")
-    ax.set_ylabel(r"$\|W_t/\gamma - \hat W_t\| \,/\, \|\hat W_t\|$")
+    ax.set_ylabel(r"$\|W_t/\gamma - \hat W_t\| / \|\hat W_t\|$")
     ax.grid(alpha=0.3)
-    _legend(fig, ax, n)
+    ax.plot([], [], color="grey", label="final $t$ (solid)")
+    ax.plot([], [], color="grey", ls="--", label="max over $t$ (dashed)")
+    legend(fig, ax, n + 2)
     return fig
 
 
-def tsep_scaling(runs: pd.DataFrame, scaling: pd.DataFrame, *, x: str = "d", by=None, title=None) -> plt.Figure:
+def tsep_scaling(runs: pd.DataFrame, scaling: pd.DataFrame, *, x: str = "d", by=None, title=None,
+                 width: str = "single") -> plt.Figure:
     """t_sep against x on log-log axes at each x's best step size: per-x medians as points, the
-    fitted power law as a line, its exponent and bootstrap interval in the legend. `scaling` is
-    `analysis.scaling_table(runs, x=x)`, which carries the points it fitted."""
-    if "points" in scaling.attrs:
-        best = pd.DataFrame(scaling.attrs["points"])
-    else:  # a scaling table built elsewhere: recompute the best-step medians
-        keys = analysis.group_columns(runs, by)
-        if x not in keys:
-            keys = [k for k in keys if k != "lr"] + [x, "lr"]
-        rates = analysis.rates_table(runs, by=keys)
-        best = rates[rates["best"]]
+    fitted power law as a line with its exponent and bootstrap interval in the legend — only
+    where the scaling table has a fit (≥ 3 levels with spread; otherwise "no fit" and why).
+    `scaling` is `analysis.scaling_table(runs, x=x)`, which carries the points it fitted."""
+    best = pd.DataFrame(scaling.attrs["points"])
     rest = scaling.attrs.get("keys", [])
-    fig, ax = plt.subplots(figsize=(4.6, 3.4))
-    for _, fit in scaling.iterrows():
+    fig, ax = new_figure(width)
+    ax = ax[0, 0]
+    for i, (_, fit) in enumerate(scaling.iterrows()):
         part = best
         for k in rest:
             part = part[(part[k] == fit[k]) | (part[k].isna() & pd.isna(fit[k]))]
         part = part.sort_values(x)
-        name = label(fit, _varying(scaling, rest)) if len(scaling) > 1 else "fit"
-        pts, = ax.plot(part[x], part["t_sep_median"], "o", ms=4)
+        name = label(fit, _varying(scaling, rest)) if len(scaling) > 1 else "median"
+        pts, = ax.plot(part[x], part["t_sep_median"], MARKERS[i % len(MARKERS)], ls=":", lw=0.8)
         if np.isfinite(fit["exponent"]):
             xs = np.geomspace(part[x].min(), part[x].max(), 50)
-            ax.plot(xs, fit["prefactor"] * xs ** fit["exponent"], color=pts.get_color(),
-                    label=f"{name}: slope {fit['exponent']:.2f} [{fit['ci_low']:.2f}, {fit['ci_high']:.2f}]")
+            ax.plot(xs, fit["prefactor"] * xs ** fit["exponent"], color=pts.get_color(), lw=1)
+            ci = (f" [{fit['ci_low']:.2f}, {fit['ci_high']:.2f}]" if np.isfinite(fit.get("ci_low", np.nan)) else "")
+            pts.set_label(f"{name}: slope {fit['exponent']:.2f}{ci}")
         else:
-            pts.set_label(f"{name}: no fit")
+            pts.set_label(f"{name}: no fit ({'< 3 levels' if fit.get('no_fit') == 'l' else 'no spread'})")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel({"d": "dimension d", "n": "samples n"}.get(x, x))
+    level_ticks(ax, "x", best[x] if len(best) else [])
+    ax.set_xlabel({"d": "dimension $d$", "n": "samples $n$"}.get(x, x))
     ax.set_ylabel(r"iterations to separate $t_{\mathrm{sep}}$")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    _legend(fig, ax, len(scaling))
+    legend(fig, ax, len(scaling))
     return fig
 
 
-def heatmap(table: pd.DataFrame, *, value: str, title: str, rows=None) -> plt.Figure:
+def heatmap(table: pd.DataFrame, *, value: str, title: str, rows=None, width: str = "single", value_label=None):
     """Step size (columns) × model (rows) heatmap of one aggregated metric, values written in the
-    cells ("—" where missing); log colour scale for positive data."""
+    cells ("—" where missing); log colour scale for positive data. None when there is nothing a
+    colour scale can show: a single cell, or one value throughout."""
     keys = table.attrs.get("keys", [])
     rows = [k for k in keys if k != "lr"] if rows is None else list(rows)
     names, data = [], []
     lrs = sorted(table["lr"].unique())
-    for name, part in _series(table, rows):
+    for name, part in series(table, rows):
         names.append(name)
         s = part.groupby("lr")[value].median()  # one row per lr after grouping; median is a no-op
         data.append([s.get(lr, np.nan) for lr in lrs])
     z = np.asarray(data, float)
-    fig, ax = plt.subplots(figsize=(0.7 * len(lrs) + 2.8, 0.42 * len(names) + 1.6))
-    positive = np.nanmin(z) > 0 if np.isfinite(z).any() else False
+    finite = z[np.isfinite(z)]
+    if z.size < 2 or len(finite) == 0 or np.ptp(finite) == 0:
+        return None
+    w = WIDTHS["double"] if len(lrs) > 6 else WIDTHS["single"]
+    fig, ax = plt.subplots(figsize=(w, 0.28 * len(names) + 1.3), layout="constrained")
+    positive = finite.min() > 0
     show = np.log10(z) if positive else z
-    im = ax.imshow(np.ma.masked_invalid(show), aspect="auto", cmap="magma_r")
+    im = ax.imshow(np.ma.masked_invalid(show), aspect="auto", cmap="viridis")
     for i in range(z.shape[0]):
         for j in range(z.shape[1]):
-            dark = np.isfinite(show[i, j]) and im.norm(show[i, j]) > 0.55  # magma_r: high = dark
-            ax.text(j, i, "—" if not np.isfinite(z[i, j]) else f"{z[i, j]:.3g}", ha="center", va="center",
-                    fontsize=7, color="white" if dark else ("grey" if not np.isfinite(z[i, j]) else "black"))
-    ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs], rotation=45)
+            dark = np.isfinite(show[i, j]) and im.norm(show[i, j]) < 0.5  # viridis: low = dark
+            ax.text(j, i, "—" if not np.isfinite(z[i, j]) else render.format_number(float(z[i, j])), ha="center",
+                    va="center", fontsize=6, color="white" if dark else "black")
+    ax.set_xticks(range(len(lrs)), [step_label(v) for v in lrs])
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel(r"step size $\eta$")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, label=(f"log10 {value}" if positive else value))
-    fig.tight_layout()
+    ax.set_title(title, loc="left")
+    ax.spines[:].set_visible(False)
+    what = value_label or value
+    fig.colorbar(im, ax=ax, label=(rf"$\log_{{10}}$ {what}" if positive else what))
     return fig
+
+
+def clipped_texts(fig: plt.Figure) -> list[str]:
+    """What of a figure is drawn outside it — a clipped title, tick label, axis label or legend —
+    by the bounding boxes of what is actually drawn (an axes' tight box leaves out tick labels
+    beyond its limits); [] for a figure fit to print. Draws the figure."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    parts = [(f"axes {ax.get_title() or ax.get_ylabel() or i}", ax.get_tightbbox(renderer))
+             for i, ax in enumerate(fig.axes) if ax.get_visible()]
+    parts += [(f"legend {[t.get_text() for t in leg.get_texts()][:3]}", leg.get_window_extent(renderer))
+              for leg in fig.legends]
+    if fig._suptitle is not None:
+        parts.append((f"title {fig._suptitle.get_text()}", fig._suptitle.get_window_extent(renderer)))
+    return [name for name, e in parts if e is not None and
+            (e.x0 < box.x0 - 1 or e.y0 < box.y0 - 1 or e.x1 > box.x1 + 1 or e.y1 > box.y1 + 1)]
 
 
 def save(fig: plt.Figure, path_stem) -> list:
@@ -235,7 +333,7 @@ def save(fig: plt.Figure, path_stem) -> list:
     out = []
     for ext in ("png", "pdf"):
         p = f"{path_stem}.{ext}"
-        fig.savefig(p)
+        fig.savefig(p, dpi=200 if ext == "png" else None)
         out.append(p)
     plt.close(fig)
     return out

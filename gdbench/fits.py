@@ -42,10 +42,38 @@ def fit_rates(runs: pd.DataFrame, traj: pd.DataFrame, *, t0: int = 10) -> pd.Dat
 
 # ---------------------------------------------------------------- log-log fits and the bootstrap
 
-def fit_loglog(x, y) -> dict:
-    """Least-squares line of log y on log x: exponent (slope), prefactor exp(intercept), R²."""
-    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    if len(lx) < 2 or np.ptp(lx) == 0:
+MIN_LEVELS = 3  # a line through 2 levels always fits exactly: its slope and "R²" say nothing
+
+
+def no_fit_reason(x, y) -> str | None:
+    """Why no power law may be fitted to (x, y): "l" with fewer than `MIN_LEVELS` distinct x,
+    "z" when y does not vary; None when a fit is meaningful (marks as in `gdbench.render`)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(np.unique(x)) < MIN_LEVELS:
+        return "l"
+    if len(y) == 0 or np.ptp(y) == 0:
+        return "z"
+    return None
+
+
+def no_interval_reason(x, y) -> str | None:
+    """Why a bootstrap over seeds gives no interval: no fit, or no level with two different
+    values (one seed per level, or identical seeds), so every resample is the same line."""
+    why = no_fit_reason(x, y)
+    if why:
+        return why
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    spread = any(np.ptp(y[x == v]) > 0 for v in np.unique(x))
+    return None if spread else "z"
+
+
+def fit_loglog(x, y=None, *, log_y=None) -> dict:
+    """Least-squares line of log y on log x: exponent (slope), prefactor exp(intercept), R².
+    NaN (no fit) with fewer than `MIN_LEVELS` distinct x or a constant y (`no_fit_reason`).
+    `log_y` instead of y: values already in the log domain (losses below 1e-308)."""
+    lx = np.log(np.asarray(x, float))
+    ly = np.asarray(log_y, float) if log_y is not None else np.log(np.asarray(y, float))
+    if no_fit_reason(lx, ly):
         return {"exponent": np.nan, "prefactor": np.nan, "r2": np.nan}
     slope, intercept = np.polyfit(lx, ly, 1)
     res = ly - (slope * lx + intercept)
@@ -54,12 +82,15 @@ def fit_loglog(x, y) -> dict:
             "r2": float(1 - (res ** 2).sum() / sst) if sst > 0 else np.nan}
 
 
-def bootstrap_exponent(x, y, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def bootstrap_exponent(x, y=None, *, log_y=None, n_boot: int = 1000, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, float]:
     """Percentile interval of the log-log slope, resampling the runs (seeds) with replacement
-    within each level of x, so every resample keeps every x level."""
-    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    within each level of x, so every resample keeps every x level. NaN where it would be a
+    point (`no_interval_reason`)."""
+    lx = np.log(np.asarray(x, float))
+    ly = np.asarray(log_y, float) if log_y is not None else np.log(np.asarray(y, float))
     levels = np.unique(lx)
-    if len(levels) < 2 or n_boot <= 0:
+    if no_interval_reason(lx, ly) or n_boot <= 0:
         return np.nan, np.nan
     rng = np.random.default_rng(seed)
     idx = np.concatenate([np.flatnonzero(lx == v)[rng.integers(0, (lx == v).sum(), size=(n_boot, (lx == v).sum()))]

@@ -56,6 +56,7 @@ def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
     t0 = time.perf_counter()
     if not isinstance(settings.get("compile", False), bool):
         raise ValueError(f"compile={settings['compile']!r}: expected true or false")
+    _validate_report(settings.get("report") or {})
     store = Store(sweep_dir)
     p = cells.plan(runs, done_run_ids=store.finished_run_ids(), task_seconds=settings["task_seconds"],
                    max_replicas=settings["max_replicas"], min_tasks=_local_slots(settings, in_process))
@@ -76,9 +77,9 @@ def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
     res["timings"]["planning_s"] = planning_s
     store.write_provenance(_provenance(settings, overrides, res, len(p.runs), p.skipped))
     print(f"\nresults: {store.root}  ({len(runs_df)} of {len(p.runs)} runs finished)")
-    if len(runs_df):
-        print(summary_table(runs_df))
     rep = settings.get("report") or {}
+    if len(runs_df) and not rep.get("enabled"):  # the report prints the same summary
+        print(summary_table(runs_df))
     if rep.get("enabled") and len(runs_df):
         from gdbench import report  # pandas/matplotlib stage, imported only when used
         try:
@@ -133,17 +134,24 @@ def _local_slots(settings: dict, in_process: bool) -> int:
 def report_options(rep: dict) -> dict:
     """The `report` config node → keyword arguments of report.build."""
     return {"by": rep.get("group_by"), "t0": rep.get("rate_t0", 10), "n_boot": rep.get("bootstrap", 1000),
-            "columns": rep.get("columns") or {}, "make_figures": rep.get("figures", True)}
+            "columns": rep.get("columns") or {}, "make_figures": rep.get("figures", True),
+            "headline_specs": rep.get("headline") or [], "figure_width": rep.get("figure_width", "single")}
+
+
+def _validate_report(rep: dict) -> None:
+    """The report's settings, checked before anything is scheduled (a typo in a study's figure
+    declarations must not surface only after the compute)."""
+    from gdbench import declarations  # the schema only: the driver does not load matplotlib
+    declarations.validate(rep.get("headline"), where="report.headline")
+    if rep.get("figure_width", "single") not in ("single", "double"):
+        raise ValueError(f"report.figure_width={rep.get('figure_width')!r}: choose single (3.3 in) or double (6.75 in)")
 
 
 def summary_table(runs) -> str:
-    """A short terminal summary: per model, algorithm and step size, over seeds."""
-    keys = [k for k in ("dataset", "model", "algorithm", "lr") if k in runs]
-    g = runs.groupby(keys, dropna=False)
-    table = g.agg(runs=("run_id", "size"), separated=("t_sep", lambda s: s.notna().mean()),
-                  t_sep_median=("t_sep", "median"), final_loss=("final_loss", "median"),
-                  diverged=("status", lambda s: (s == "diverged").sum()))
-    return table.to_string(float_format=lambda v: f"{v:.3g}")
+    """The terminal summary (`analysis.summary_table`): per group of runs that differ only in
+    their seed, separation next to oscillation."""
+    from gdbench import analysis, render
+    return render.to_markdown(analysis.summary_table(analysis.numeric_keys(runs)))
 
 
 def _git_commit() -> str | None:
