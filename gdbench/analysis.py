@@ -32,6 +32,7 @@ ALIASES = {"algorithm.lr": "lr", "data.n": "n", "data.d": "d", "model.width": "w
 SHORT_CONFIG = ("dataset", "n", "d", "model", "activation", "width", "loss", "algorithm", "iterations",
                 "companion", "dtype", "lr")
 MODEL_COLUMNS_SHORT = ("model", "activation", "width")
+PROPORTIONAL, FIXED = "η = c·T", "η fixed"  # the step schedules of the budget table
 
 
 # ---------------------------------------------------------------- columns and groups
@@ -274,7 +275,7 @@ def budget_table(runs: pd.DataFrame, *, by=None, n_boot: int = 1000, seed: int =
     df = runs[runs["status"] == "ok"].assign(_c=lambda d: d["lr"] / d["iterations"])
     rows = []
     for key, part in (df.groupby(keys, dropna=False, sort=True) if keys else [((), df)]):
-        for schedule, col in (("η = c·T", "_c"), ("η fixed", "lr")):
+        for schedule, col in ((PROPORTIONAL, "_c"), (FIXED, "lr")):
             for value, sub in part.groupby(col):
                 if sub["iterations"].nunique() < 2:
                     continue

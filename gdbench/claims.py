@@ -128,8 +128,8 @@ def large_step_rates(runs: pd.DataFrame, traj: pd.DataFrame) -> Verdict:
     if not len(table):
         return Verdict(INCONCLUSIVE, "no schedule seen at two budgets", "sweep iterations and algorithm.lr")
     full = table["budgets"].max()
-    prop = table[(table["schedule"] == "lr = c·T") & (table["budgets"] == full)]
-    fixed = table[(table["schedule"] == "lr fixed") & (table["budgets"] == full)]
+    prop = table[(table["schedule"] == analysis.PROPORTIONAL) & (table["budgets"] == full)]
+    fixed = table[(table["schedule"] == analysis.FIXED) & (table["budgets"] == full)]
     if not len(prop) or not len(fixed):
         return Verdict(INCONCLUSIVE, "missing η ∝ T or fixed schedules at every budget", "sweep the full product")
     measured = ("η = c·T: " + ", ".join(f"c={_fmt(r.value)}: T^{_fmt(r.exponent)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"

@@ -359,7 +359,10 @@ def overlay_figure(ca: pd.DataFrame, cb: pd.DataFrame, match: list[str], labels,
     both = pd.concat([ca.assign(_side=0), cb.assign(_side=1)], ignore_index=True)
     panels = list(figures.series(both, model_keys))[:MAX_PANELS]
     steps = _thin(sorted(both["lr"].dropna().unique()))
-    fig, axes = figures.new_figure("double", aspect=0.42 * len(panels), ncols=len(panels), sharex=True)
+    if len(panels) == 1:  # one model: a single-column figure
+        fig, axes = figures.new_figure("single", aspect=0.8)
+    else:
+        fig, axes = figures.new_figure("double", aspect=0.42 * len(panels), ncols=len(panels), sharex=True)
     cmap = matplotlib.colormaps["viridis"].resampled(max(len(steps), 2))
     for j, (panel_title, part) in enumerate(panels):
         ax = axes[0, j]

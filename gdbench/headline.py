@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from gdbench import analysis, figures, render
+from gdbench import analysis, figures
 from gdbench.declarations import SpecError, columns_needed, validate  # noqa: F401  (public here too)
 from gdbench.fits import bootstrap_exponent, fit_loglog, no_fit_reason
 
@@ -173,7 +173,7 @@ def _fit_line(ax, df, part, keys, x, name, colour) -> tuple[str, str | None]:
     xs = np.geomspace(sel[x].min(), sel[x].max(), 50)
     ax.plot(xs, fit["prefactor"] * xs ** fit["exponent"], color=colour, ls="--", lw=0.9)
     ci = f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else " (no interval: one value per level)"
-    slope = render.format_number(round(fit["exponent"], 2) + 0.0)
+    slope = f"{fit['exponent'] + 0.0:.2f}".replace("-", "−")  # two decimals, every slope alike
     return f" {name}: fitted slope {slope}{ci} over {sel[x].nunique()} levels (dashed).", slope
 
 
@@ -292,7 +292,7 @@ def budget(runs, traj, spec, *, width="single") -> Headline:
     rows = []
     rest = [k for k in fits.attrs["keys"] if k not in ("schedule", "value")]
     for i, (_, fit) in enumerate(fits.sort_values(["schedule", "value"]).iterrows()):
-        col = "_c" if fit["schedule"].startswith("η = c") else "lr"
+        col = "_c" if fit["schedule"] == analysis.PROPORTIONAL else "lr"
         sub = ok[np.isclose(ok[col], fit["value"])]
         for k in rest:
             sub = sub[sub[k] == fit[k]]

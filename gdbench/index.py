@@ -237,7 +237,7 @@ def _files(files: list) -> str:
 def _section(s: Section) -> str:
     part = [f'<section id="{html.escape(s.slug)}"><h3>{inline(s.title)}</h3>']
     if s.caption:
-        part.append(f'<p class="caption">{inline(s.caption)}</p>')
+        part.append(f'<p class="caption">{html.escape(s.caption)}</p>')
     part += [f'<figure><img src="{html.escape(p)}" alt="{html.escape(s.title)}"></figure>'
              for p in s.images]
     if s.table is not None:

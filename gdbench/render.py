@@ -4,8 +4,8 @@ how they read.
 
 Rules, the same in both formats:
 - three significant digits; integers as integers; scientific notation outside [1e-3, 1e5);
-- a value that is zero up to rounding — below 1e-12 of the largest magnitude in its column, e.g. a
-  fitted exponent of 7.5e-17 — prints as 0;
+- a fitted value that is zero up to rounding — below 1e-12 of the largest magnitude
+  in its column, e.g. an exponent of 7.5e-17 — prints as 0 (a loss of 1e-320 is a value and stays);
 - ±inf prints as ∞ (it is a value, e.g. the exponential loss after overflow), null as "—" with a
   footnote mark saying why it is missing (`FOOTNOTES`);
 - headers are words or symbols (`LABELS`), never snake_case; LaTeX headers and cells are pure
@@ -36,8 +36,10 @@ FOOTNOTES = {
 SUPERSCRIPT = {"n": "ⁿ", "d": "ᵈ", "f": "ᶠ", "x": "ˣ", "l": "ˡ", "z": "ᶻ", "e": "ᵉ", "t": "ᵗ", "s": "ˢ"}
 COUNT_COLUMNS = ("runs", "diverged", "failed", "levels", "budgets", "excluded", "rate_points", "best_tied",
                  "nonfinite")
-HIDDEN = ("no_fit", "no_ci", "best_edge")  # said by footnote marks, not as columns
-ZERO_REL = 1e-12  # |v| below this fraction of its column's largest |value| is rounding noise
+HIDDEN = ("no_fit", "no_ci", "best_edge", "best_tied")  # said by footnote marks, not as columns
+ZERO_REL = 1e-12  # |v| below this fraction of its column's largest |value| is rounding noise …
+FITTED = ("exponent", "ci_low", "ci_high", "rate_slope", "max_jump", "r2", "rate_r2")  # … in these columns
+# (fitted slopes; a loss of 1e-320 is a value, never rounding noise)
 
 # column → (Markdown/HTML header, LaTeX header); unknown columns fall back to `_plain_label`
 LABELS = {
@@ -48,8 +50,8 @@ LABELS = {
     "separated": ("separated", "sep."), "final_loss": ("F_T", "$F_T$"), "final_log_loss": ("log F_T", r"$\log F_T$"),
     "rate_slope": ("rate slope", "rate slope"), "rate_r2": ("rate R²", "rate $R^2$"),
     "non_monotone": ("non-monotone", "non-mono."), "n_increases": ("increases", "incr."),
-    "transition_time": ("τ", r"$\tau$"), "peak_ratio": ("max F_t/F_0", r"$\max_t F_t/F_0$"),
-    "max_jump": ("max jump", r"$\max_t \log\frac{F_{t+1}}{F_t}$"),
+    "transition_time": ("τ", r"$\tau$"), "peak_ratio": ("max F_t/F_0", r"$F_{\max}/F_0$"),
+    "max_jump": ("max jump", "max jump"),
     "n_misclassified_increases": ("misclass. incr.", "miscl.\\ incr."),
     "baseline_t_sep": ("linear t_sep", r"linear $t_{\mathrm{sep}}$"), "acceleration": ("acceleration", "accel."),
     "exponent": ("exponent", "exponent"), "ci_low": ("CI low", "CI low"), "ci_high": ("CI high", "CI high"),
@@ -184,7 +186,7 @@ def display_frame(table: pd.DataFrame, *, latex: bool = False, columns=None) -> 
     cols = [c for c in table.columns if c not in const and not c.startswith("_") and c not in HIDDEN] \
         if columns is None else [c for c in columns if c in table]
     keys = set(table.attrs.get("keys", []))
-    scale = {c: _column_scale(table[c]) for c in cols if c not in keys and c not in COUNT_COLUMNS}
+    scale = {c: _column_scale(table[c]) for c in cols if c in FITTED}
     used, rows = set(), []
     for _, row in table.iterrows():
         flags = row.get("_marks") if isinstance(row.get("_marks"), dict) else {}
@@ -202,7 +204,8 @@ def display_frame(table: pd.DataFrame, *, latex: bool = False, columns=None) -> 
             if c in COUNT_COLUMNS and isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v):
                 text = str(int(v))
             elif c in keys and not isinstance(v, (int, float, np.integer, np.floating)):
-                text = latex_text(str(v)) if latex else str(v)
+                # a paper reads "batch perceptron"; Markdown keeps the name a user types on the CLI
+                text = latex_text(str(v).replace("_", " ")) if latex else str(v)
             else:
                 if isinstance(v, (float, np.floating)) and np.isfinite(v) and abs(v) <= ZERO_REL * scale.get(c, 0):
                     v = 0.0
@@ -244,10 +247,10 @@ def to_latex(table: pd.DataFrame, *, columns=None, caption: str | None = None) -
     df, used = display_frame(table, latex=True, columns=columns)
     keys = set(table.attrs.get("keys", []))
     fmt = "".join("l" if c in keys else "r" for c in df.columns)
-    lines = [r"\begin{tabular}{" + (fmt or "l") + "}", r"\toprule",
+    lines = [r"\begingroup\setlength{\tabcolsep}{4pt}%", r"\begin{tabular}{" + (fmt or "l") + "}", r"\toprule",
              " & ".join(header(c, latex=True) for c in df.columns) + r" \\", r"\midrule"]
     lines += [" & ".join(str(v) for v in row) + r" \\" for row in df.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\endgroup"]
     notes = context_lines(table, used, latex=True)
     head = f"% {latex_text(caption)}\n" if caption else ""
     tail = ("\\par\\smallskip{\\footnotesize " + r" \\ ".join(notes) + "}\n") if notes else ""

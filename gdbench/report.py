@@ -56,7 +56,7 @@ CAPTIONS = {
 }
 PAPER_COLUMNS = {  # what a LaTeX table shows by default (≤ 8 columns with the keys); CSV has all
     "summary": ["runs", "separated", "t_sep_median", "non_monotone", "n_increases", "transition_time"],
-    "rates": ["separated", "t_sep_median", "t_sep_q25", "t_sep_q75", "final_loss", "rate_slope", "best"],
+    "rates": ["separated", "t_sep_median", "final_loss", "rate_slope", "best"],
     "oscillation": ["non_monotone", "n_increases", "transition_time", "peak_ratio", "max_jump"],
     "acceleration": ["best_lr", "t_sep_median", "baseline_t_sep", "acceleration"],
     "scaling_d": ["levels", "exponent", "ci_low", "ci_high", "r2"],

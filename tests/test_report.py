@@ -1,9 +1,11 @@
 """The report stage on a real sweep: the real CLI on the embedded Ray with the end-of-sweep report,
 tables checked against direct pandas computations on the runs table, LaTeX validity, figures'
 axes, a partial (interrupted) sweep, and gdbench-report's errors."""
+import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,24 +32,53 @@ def sweep(tmp_path_factory):
 
 def test_end_of_sweep_report_writes_every_table_and_figure(sweep):
     root, proc = sweep
-    assert "report: " in proc.stdout and "Rates:" in proc.stdout
+    assert "report: " in proc.stdout and "Summary:" in proc.stdout
+    # the terminal summary puts separation next to oscillation (zeros cannot read as "never separated")
+    summary = proc.stdout[proc.stdout.index("Summary:"):]
+    assert "separated" in summary.splitlines()[1] and "increases" in summary.splitlines()[1]
     rep = root / "report"
-    for name in ("rates", "oscillation", "acceleration", "scaling_d", "perceptron"):
+    for name in ("summary", "rates", "oscillation", "acceleration", "scaling_d", "perceptron"):
         for ext in ("md", "tex", "csv"):
             assert (rep / "tables" / f"{name}.{ext}").stat().st_size > 0, (name, ext)
     figs = sorted(p.name for p in (rep / "figures").iterdir())
-    for stem in ("transition_time", "perceptron_gap"):
-        assert f"{stem}.png" in figs and f"{stem}.pdf" in figs
-    assert sorted(f for f in figs if f.startswith("t_sep_vs_d")) == [  # one per data setting (the loss)
-        f"t_sep_vs_d_gaussian_{loss}_gd.{ext}" for loss in ("logistic", "squared") for ext in ("pdf", "png")]
-    assert sum(f.startswith("loss_curves_") and f.endswith(".png") for f in figs) == 4  # (d, loss) settings
-    assert sum(f.startswith("heatmap_t_sep_") and f.endswith(".pdf") for f in figs) == 4
+    for stem in ("transition_time", "perceptron_gap", "t_sep_vs_d_gaussian"):
+        assert f"{stem}.png" in figs and f"{stem}.pdf" in figs, stem
+    assert sum(f.startswith("loss_curves_") and f.endswith(".png") for f in figs) == 2  # one per d
     assert all((rep / "figures" / f).stat().st_size > 1000 for f in figs)
     index = (rep / "index.md").read_text()
     assert "72 runs finished, 0 failed, 0 of 72 planned runs not finished" in index
-    assert "git_commit" in index and "![transition_time.png](figures/transition_time.png)" in index
+    assert "git_commit" in index and "![Transition time against the step size](figures/transition_time.png)" in index
     html = (rep / "index.html").read_text()
-    assert html.count("<table") == 5 and '<img src="figures/transition_time.png"' in html
+    assert html.count("<table") == 6 and '<img src="figures/transition_time.png"' in html
+    assert set(__import__("json").loads((rep / "manifest.json").read_text())) >= {f"figures/{f}" for f in figs}
+
+
+def test_every_pdf_embeds_truetype_fonts(sweep):
+    # venues reject Type 3 fonts; matplotlib's pdf.fonttype = 42 embeds TrueType (pdffonts: "TrueType")
+    pdfs = sorted((sweep[0] / "report" / "figures").glob("*.pdf"))
+    assert pdfs
+    for pdf in pdfs:
+        out = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, timeout=60).stdout
+        fonts = out.splitlines()[2:]
+        assert fonts and all("TrueType" in f for f in fonts), (pdf.name, out)
+
+
+def test_no_figure_of_a_real_report_clips_a_text(sweep, tmp_path, monkeypatch):
+    # rebuild the report with figures.save checking each figure before it is written
+    root = tmp_path / "copy"
+    shutil.copytree(sweep[0], root, ignore=shutil.ignore_patterns("report"))
+    from gdbench import report
+    clipped, saved = [], []
+    original = figures.save
+
+    def checked_save(fig, stem):
+        clipped.extend((Path(str(stem)).name, t) for t in figures.clipped_texts(fig))
+        saved.append(stem)
+        return original(fig, stem)
+
+    monkeypatch.setattr(figures, "save", checked_save)
+    report.build(root, n_boot=50, echo=False)
+    assert len(saved) >= 8 and clipped == []
 
 
 def test_tables_equal_a_direct_pandas_computation(sweep):
@@ -71,12 +102,14 @@ def test_tables_equal_a_direct_pandas_computation(sweep):
     osc = pd.read_csv(root / "report" / "tables" / "oscillation.csv").merge(
         runs.groupby(keys)["n_increases"].median().rename("direct").reset_index(), on=keys)
     assert np.allclose(osc["n_increases"], osc["direct"])
-    # each (d, model, loss) has exactly one best step size, the one with the smallest median t_sep
+    # each (d, model, loss) has a best step size: the smallest median t_sep (ties are all best,
+    # and say how many tie)
     best = rates[rates["best"]]
-    assert len(best) == len(best.drop_duplicates(["d", "model", "loss"])) == 8
+    assert len(best.drop_duplicates(["d", "model", "loss"])) == 8
     for _, row in best.iterrows():
         same = rates[(rates["d"] == row["d"]) & (rates["model"] == row["model"]) & (rates["loss"] == row["loss"])]
         assert row["t_sep_median"] == same["t_sep_median"].min()
+        assert row["best_tied"] == (same["t_sep_median"] == row["t_sep_median"]).sum()
 
 
 def _check_tabular(tex: str) -> None:
@@ -91,22 +124,29 @@ def _check_tabular(tex: str) -> None:
     for r in rows:
         line = r.strip().splitlines()[-1]
         assert len(re.findall(r"(?<!\\)&", line)) == ncols - 1, line
-    assert not re.search(r"(?<!\\)[_#%]", body.replace("\\textsuperscript", "")), "unescaped LaTeX character"
+    text = re.sub(r"\$[^$]*\$", "", body)  # math ($t_{\mathrm{sep}}$) may hold _ and ^
+    assert not re.search(r"(?<!\\)[_#%]", text.replace("\\textsuperscript", "")), "unescaped LaTeX character"
 
 
-def test_latex_tables_are_valid_tabulars(sweep, tmp_path):
+def test_latex_tables_compile_with_a_real_pdflatex(sweep, tmp_path):
     root, _ = sweep
     tex_files = sorted((root / "report" / "tables").glob("*.tex"))
-    assert len(tex_files) == 5
+    assert len(tex_files) == 6
     for f in tex_files:
         _check_tabular(f.read_text())
-    if shutil.which("pdflatex"):  # compile for real where LaTeX is installed
-        doc = tmp_path / "t.tex"
-        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[utf8]{inputenc}\\begin{document}"
-                       + "".join(f"\\input{{{f}}}\\par" for f in tex_files) + "\\end{document}")
+        assert f.read_text().isascii(), f.name  # Unicode (τ, η, −) would need declarations to compile
+    assert shutil.which("pdflatex"), "pdflatex is missing: scripts/setup.sh installs Debian's texlive"
+    # each table alone in a bare article with booktabs, as a user pastes it; overfull = wider than the page
+    for f in tex_files:
+        doc = tmp_path / f"{f.stem}.tex"
+        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}"
+                       f"\\input{{{f}}}\\end{{document}}\n")
         proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stdout[-2000:]
+        assert proc.returncode == 0, (f.name, proc.stdout[-2000:])
+        log = (tmp_path / f"{f.stem}.log").read_text(errors="replace")
+        overfull = [float(m) for m in re.findall(r"Overfull \\hbox \(([0-9.]+)pt too wide\)", log)]
+        assert max(overfull, default=0) < 40, (f.name, overfull)  # at most a margin's worth
 
 
 def test_figure_functions_label_axes_and_draw_one_series_per_group(sweep):
@@ -119,7 +159,7 @@ def test_figure_functions_label_axes_and_draw_one_series_per_group(sweep):
     assert len(axes) == 4  # 2 rows (loss, accuracy) × 2 models
     # fig.axes is row-major: [loss | model 1, loss | model 2, accuracy | model 1, accuracy | model 2]
     assert axes[0].get_ylabel() == r"$\log_{10} F(W_t)$" and axes[2].get_ylabel() == "training accuracy"
-    assert axes[3].get_xlabel() == "iteration t" and {axes[0].get_title(), axes[1].get_title()} == {"linear", "two_layer"}
+    assert axes[3].get_xlabel() == "iteration $t$" and {axes[0].get_title(), axes[1].get_title()} == {"linear", "two layer"}
     assert all(len(ax.get_lines()) == len(LRS) for ax in axes)  # one median line per step size
     osc = analysis.oscillation_table(logistic)
     ax = figures.transition_time(osc).axes[0]
@@ -127,12 +167,15 @@ def test_figure_functions_label_axes_and_draw_one_series_per_group(sweep):
     assert len(ax.get_lines()) == 2 and ax.get_xscale() == "log"
     scaling = analysis.scaling_table(runs, x="d", n_boot=50)
     ax = figures.tsep_scaling(runs, scaling, x="d").axes[0]
-    assert ax.get_xlabel() == "dimension d" and len(ax.get_legend().get_texts()) == 4
-    assert all("slope" in t.get_text() for t in ax.get_legend().get_texts())
+    legend = ax.figure.legends[0] if ax.figure.legends else ax.get_legend()
+    assert ax.get_xlabel() == "dimension $d$" and len(legend.get_texts()) == 4
+    # two levels of d (4, 16): a line through two points says nothing, so no exponent is drawn
+    assert all("no fit (< 3 levels)" in t.get_text() for t in legend.get_texts())
     heat = figures.heatmap(analysis.rates_table(logistic), value="t_sep_median", title="t").axes[0]
     assert len(heat.get_xticklabels()) == len(LRS) and len(heat.get_yticklabels()) == 2
     gap = figures.perceptron_gap(analysis.perceptron_table(logistic)).axes[0]
-    assert len(gap.get_lines()) == 4 and "gamma" in gap.get_xlabel()  # final + max for each model
+    # final + max for each model, and the two grey legend entries saying which line style is which
+    assert len(gap.get_lines()) == 6 and "gamma" in gap.get_xlabel()
 
 
 def test_partial_sweep_reports_what_finished_and_what_is_missing(sweep, tmp_path):
@@ -146,7 +189,7 @@ def test_partial_sweep_reports_what_finished_and_what_is_missing(sweep, tmp_path
     proc = subprocess.run([str(BIN / "gdbench-report"), str(part), "--no-figures", "--bootstrap", "20"],
                           capture_output=True, text=True, env=cli_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert f"{len(gone)} of 72 planned not finished yet" in proc.stdout
+    assert f"{len(gone)} of 72 planned runs not finished" in proc.stdout
     assert f"{72 - len(gone)} runs finished" in (part / "report" / "index.md").read_text()
 
 
@@ -169,3 +212,21 @@ def test_group_by_option_changes_the_rows(sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rates = pd.read_csv(copy / "report" / "tables" / "rates.csv")
     assert len(rates) == 6 and (rates["runs"] == 12).all()  # 2 models × 3 lrs, over d, loss and seeds
+
+
+def test_no_figures_keeps_figures_and_a_rebuild_removes_only_its_own_files(sweep, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(sweep[0], root)
+    rep = root / "report"
+    figs_before = sorted(p.name for p in (rep / "figures").iterdir())
+    (rep / "figures" / "my_own_plot.png").write_bytes(b"not the report's")  # a user's file beside the report
+    stale = rep / "tables" / "budget.csv"  # as if an earlier build had written a table this one does not
+    stale.write_text("x\n")
+    manifest = json.loads((rep / "manifest.json").read_text())
+    (rep / "manifest.json").write_text(json.dumps(manifest + ["tables/budget.csv"]))
+    proc = subprocess.run([str(BIN / "gdbench-report"), str(root), "--no-figures", "--quiet", "--bootstrap", "20"],
+                          capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (rep / "figures").iterdir()) == sorted(figs_before + ["my_own_plot.png"])
+    assert not stale.exists()  # the report's own stale file is gone, the user's file stays
+    assert '<img src="figures/transition_time.png"' in (rep / "index.html").read_text()  # still shown
