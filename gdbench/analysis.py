@@ -220,7 +220,7 @@ def acceleration_table(runs: pd.DataFrame, *, by=None, baseline: str = "linear")
     best["_marks"] = [{**({"best_lr": ("e" if e else "") + ("t" if (tied or 1) > 1 else "")} if e or (tied or 1) > 1
                           else {}), **({"acceleration": "e"} if e or be else {})}
                       for e, be, tied in zip(best["best_edge"], base_edge, best["best_tied"])]
-    best = best.drop(columns=["best_edge"])
+    best = best.drop(columns=["best_edge"]).sort_values(data_keys + mkeys, kind="stable").reset_index(drop=True)
     best.attrs["keys"] = data_keys + mkeys
     return best
 

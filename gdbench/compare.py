@@ -373,8 +373,7 @@ def overlay_figure(ca: pd.DataFrame, cb: pd.DataFrame, match: list[str], labels,
                     ax.plot(sub["iter"], sub["log10_loss_median"], ls=style, color=cmap(k))
         ax.set_title(panel_title)
         ax.set_xlabel("iteration $t$")
-        ax.set_xscale("symlog", linthresh=1)  # keeps t = 0, the initial point
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # symlog minors: thousands of ticks
+        figures.log_scale(ax, "x", symlog=True)  # symlog keeps t = 0, the initial point
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel(r"$\log_{10} F(W_t)$ (median over seeds)")
     n = _legend_proxies(axes[0, 0], steps, cmap, labels)

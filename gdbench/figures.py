@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -38,16 +39,31 @@ plt.rcParams.update({
 
 # ---------------------------------------------------------------- labels and ticks
 
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def step_label(v) -> str:
-    """A step size as mathtext: powers of ten as 10^k, others with three significant digits."""
+    """A step size as text: powers of ten from 10⁻² and 10² on as 10ᵏ, others with three
+    significant digits (0.1, 1, 10, 0.05). Unicode superscripts, not mathtext: the same look, and
+    no TeX-like parse for every tick label of every figure."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return str(v)
     v = float(v)
     if v > 0:
         k = math.log10(v)
         if abs(k - round(k)) < 1e-9 and abs(k) >= 2:
-            return f"$10^{{{int(round(k))}}}$"
+            return "10" + str(int(round(k))).translate(SUPERSCRIPTS)
     return f"{v:g}"
+
+
+def _decade(v, _pos=None) -> str:
+    """Decade tick labels in the same style as `step_label` (1, 10, 10², 10⁻³)."""
+    if v <= 0:
+        return ""
+    k = math.log10(v)
+    if abs(k - round(k)) > 1e-9:
+        return ""
+    return step_label(v) if abs(k) >= 2 else f"{v:g}"
 
 
 def label(row, columns) -> str:
@@ -83,13 +99,26 @@ def level_ticks(ax, axis: str, levels, *, steps: bool = False) -> None:
     a.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: step_label(v) if steps else f"{v:g}"))
 
 
+def log_scale(ax, axis: str = "x", *, symlog: bool = False) -> None:
+    """A log (or symmetric-log, which keeps t = 0) axis labelled 0, 1, 10, 10², … as plain text."""
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    if symlog:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("symlog", linthresh=1)
+    else:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    a.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: "0" if v == 0 else _decade(v)))
+    a.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if symlog:
+        a.set_minor_locator(matplotlib.ticker.NullLocator())  # symlog minors: thousands of ticks
+
+
 def step_axis(ax, lrs) -> None:
     """A log step-size axis: the levels themselves when few, decades as 10^k otherwise."""
-    ax.set_xscale("log")
+    log_scale(ax, "x")
     if len(set(lrs)) <= 8:
         level_ticks(ax, "x", lrs, steps=True)
     else:
-        ax.xaxis.set_major_formatter(matplotlib.ticker.LogFormatterMathtext())
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_decade))
 
 
 def new_figure(width: str = "single", *, aspect: float = 0.75, nrows: int = 1, ncols: int = 1, **kw):
@@ -167,8 +196,7 @@ def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int 
         axes[0, j].set_title(panel_title)
         axes[1, j].set_xlabel("iteration $t$")
         for ax in axes[:, j]:
-            ax.set_xscale("symlog", linthresh=1)  # keeps t = 0, the initial point
-            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # symlog minors: thousands of ticks
+            log_scale(ax, "x", symlog=True)  # symlog keeps t = 0, the initial point
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel(r"$\log_{10} F(W_t)$")
     axes[1, 0].set_ylabel("training accuracy")
@@ -200,7 +228,7 @@ def versus_step_size(table: pd.DataFrame, *, y: str, ylabel: str, low=None, high
                             rasterized=True)
     step_axis(ax, table["lr"])
     if logy:
-        ax.set_yscale("log")
+        log_scale(ax, "y")
     ax.set_xlabel(r"step size $\eta$")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -228,7 +256,7 @@ def perceptron_gap(table: pd.DataFrame, *, width: str = "single") -> plt.Figure:
         line, = ax.plot(part["lr"], final, marker=MARKERS[i % len(MARKERS)], label=name)
         ax.plot(part["lr"], part["max_gap"].clip(lower=floor), ls="--", color=line.get_color())
         n += 1
-    ax.set_yscale("log")
+    log_scale(ax, "y")
     step_axis(ax, table["lr"])
     ax.set_xlabel(r"step size $\gamma$")
     ax.set_ylabel(r"$\|W_t/\gamma - \hat W_t\| / \|\hat W_t\|$")
@@ -263,8 +291,8 @@ def tsep_scaling(runs: pd.DataFrame, scaling: pd.DataFrame, *, x: str = "d", by=
             pts.set_label(f"{name}: slope {fit['exponent']:.2f}{ci}")
         else:
             pts.set_label(f"{name}: no fit ({'< 3 levels' if fit.get('no_fit') == 'l' else 'no spread'})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_scale(ax, "x")
+    log_scale(ax, "y")
     level_ticks(ax, "x", best[x] if len(best) else [])
     ax.set_xlabel({"d": "dimension $d$", "n": "samples $n$"}.get(x, x))
     ax.set_ylabel(r"iterations to separate $t_{\mathrm{sep}}$")
@@ -294,11 +322,11 @@ def heatmap(table: pd.DataFrame, *, value: str, title: str, rows=None, width: st
     w = WIDTHS["double"] if len(lrs) > 6 else WIDTHS["single"]
     fig, ax = plt.subplots(figsize=(w, 0.28 * len(names) + 1.3), layout="constrained")
     positive = finite.min() > 0
-    show = np.log10(z) if positive else z
-    im = ax.imshow(np.ma.masked_invalid(show), aspect="auto", cmap="viridis")
+    norm = matplotlib.colors.LogNorm() if positive else None  # the colour bar then reads in the values' units
+    im = ax.imshow(np.ma.masked_invalid(z), aspect="auto", cmap="viridis", norm=norm)
     for i in range(z.shape[0]):
         for j in range(z.shape[1]):
-            dark = np.isfinite(show[i, j]) and im.norm(show[i, j]) < 0.5  # viridis: low = dark
+            dark = np.isfinite(z[i, j]) and im.norm(z[i, j]) < 0.5  # viridis: low = dark
             ax.text(j, i, "—" if not np.isfinite(z[i, j]) else render.format_number(float(z[i, j])), ha="center",
                     va="center", fontsize=6, color="white" if dark else "black")
     ax.set_xticks(range(len(lrs)), [step_label(v) for v in lrs])
@@ -306,8 +334,10 @@ def heatmap(table: pd.DataFrame, *, value: str, title: str, rows=None, width: st
     ax.set_xlabel(r"step size $\eta$")
     ax.set_title(title, loc="left")
     ax.spines[:].set_visible(False)
-    what = value_label or value
-    fig.colorbar(im, ax=ax, label=(rf"$\log_{{10}}$ {what}" if positive else what))
+    bar = fig.colorbar(im, ax=ax, label=value_label or value)
+    if positive:
+        bar.ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _decade(v) or f"{v:g}"))
+        bar.ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     return fig
 
 

@@ -129,10 +129,28 @@ def versus(runs, traj, spec, *, width="single") -> Headline:
     figures.legend(fig, ax, n if keys or spec.get("fit") else 0)
     if spec.get("title"):
         ax.set_title(spec["title"])
-    pts.attrs["keys"] = keys + [x]
-    caption = f"{yname} against {x}" + (" at each level's best step size" if best else "") + \
-              " (median over seeds; bars: interquartile range)." + "".join(fits)
+    pts = _named(pts, spec["y"], spec.get("at"))
+    pts.attrs["keys"] = keys + [x] + (["lr"] if best and x != "lr" else [])
+    caption = f"{_words(spec['y'], spec.get('at'))} against {_words(x)}" + \
+        (" at each level's best step size" if best else "") + \
+        " (median over seeds; bars: interquartile range)." + "".join(fits)
     return Headline(fig, pts, caption)
+
+
+WORDS = {"t_sep": "t_sep, the iterations to separate", "lr": "the step size η", "n": "n", "d": "d",
+         "n_increases": "the number of loss increases", "transition_time": "the transition time τ",
+         "t_sep_stay": "the time to separate for good", "final_loss": "the final loss F(W_T)",
+         "log10_loss": "log₁₀ F(Wₜ)", "loss": "F(Wₜ)", "accuracy": "the training accuracy",
+         "direction_error": "the distance ‖Wₜ/‖Wₜ‖ − u‖ to the max-margin direction u",
+         "perceptron_gap": "the gap ‖Wₜ/γ − Ŵₜ‖/‖Ŵₜ‖ to the batch perceptron", "data.margin": "the margin μ"}
+
+
+def _words(col: str, at=None) -> str:
+    """A column as a caption says it (plain Unicode: captions are read in Markdown and HTML)."""
+    if at is not None:
+        return {"loss": f"F(W at t = {int(at)})", "log10_loss": f"log₁₀ F(W at t = {int(at)})"}.get(
+            col, f"{WORDS.get(col, col)} at t = {int(at)}")
+    return WORDS.get(col, col.split(".")[-1])
 
 
 def _at_best_step(df, keys) -> pd.DataFrame:
@@ -150,6 +168,13 @@ def _quantiles(df, keys, *, censored: bool) -> pd.DataFrame:
         out[name] = (analysis.grouped_censored_quantile(df, keys, "_y", q) if censored
                      else g["_y"].quantile(q))
     return out.reset_index()
+
+
+def _named(pts: pd.DataFrame, y: str, at) -> pd.DataFrame:
+    """The points table's columns named after the metric (t_sep_median, …), so its headers and
+    the reasons for a missing value read as in the other tables."""
+    base = y if at is None else f"{y}_at_{int(at)}"
+    return pts.rename(columns={q: f"{base}_{q}" for q in ("median", "q25", "q75")})
 
 
 def _bars(part):
@@ -181,10 +206,10 @@ def _axes(ax, x, spec, levels, yname) -> None:
     if x == "lr":
         figures.step_axis(ax, levels) if spec.get("logx", True) else None
     elif spec.get("logx"):
-        ax.set_xscale("log")
+        figures.log_scale(ax, "x")
         figures.level_ticks(ax, "x", levels)
     if spec.get("logy"):
-        ax.set_yscale("log")
+        figures.log_scale(ax, "y")
     ax.set_xlabel(AXIS_LABELS.get(x, x))
     ax.set_ylabel(_ylabel(spec))
     ax.grid(alpha=0.3)
@@ -242,7 +267,7 @@ def curves(runs, traj, spec, *, width="double") -> Headline:
         fig.suptitle(spec["title"])
     table = q[[k for k in keys] + ["iter", "runs", f"{y}_median", f"{y}_q25", f"{y}_q75"]]
     table.attrs["keys"] = keys + ["iter"]
-    caption = (f"{AXIS_LABELS.get(y, y)} against the iteration t, one colour per {'step size' if hue == 'lr' else hue}"
+    caption = (f"{_words(y)} against the iteration t, one colour per {'step size' if hue == 'lr' else hue}"
                " (median over seeds; band: interquartile range)"
                + (f"; dotted: the reference {spec['reference']}" if spec.get("reference") else "") + ".")
     return Headline(fig, table, caption)
@@ -250,13 +275,10 @@ def curves(runs, traj, spec, *, width="double") -> Headline:
 
 def _curve_axes(ax, spec, title) -> None:
     scale = spec.get("xscale", "symlog")
-    if scale == "symlog":
-        ax.set_xscale("symlog", linthresh=1)  # keeps t = 0, the initial point
-        ax.xaxis.set_minor_locator(plt.NullLocator())
-    elif scale == "log":
-        ax.set_xscale("log")
+    if scale in ("symlog", "log"):
+        figures.log_scale(ax, "x", symlog=scale == "symlog")  # symlog keeps t = 0, the initial point
     if spec.get("logy"):
-        ax.set_yscale("log")
+        figures.log_scale(ax, "y")
     ax.set_xlabel("iteration $t$")
     ax.grid(alpha=0.3)
     if title:
@@ -303,7 +325,7 @@ def budget(runs, traj, spec, *, width="single") -> Headline:
                 label=f"{name}: slope {slope}")
         rows += [{**{k: fit[k] for k in rest}, "schedule": fit["schedule"], "value": fit["value"], "iterations": T,
                   "log10_final_loss": v, "exponent": fit["exponent"]} for T, v in med.items()]
-    ax.set_xscale("log")
+    figures.log_scale(ax, "x")
     figures.level_ticks(ax, "x", ok["iterations"].unique())
     ax.set_xlabel("budget $T$ (iterations)")
     ax.set_ylabel(r"$\log_{10} F(W_T)$")
@@ -322,7 +344,7 @@ def gap(runs, traj, spec, *, width="single") -> Headline | None:
     if not len(table):
         return None
     return Headline(figures.perceptron_gap(table, width=width), table,
-                    "‖W_t/γ − Ŵ_t‖/‖Ŵ_t‖, the distance of GD scaled by its step to the batch perceptron from the "
+                    "‖Wₜ/γ − Ŵₜ‖/‖Ŵₜ‖, the distance of GD scaled by its step to the batch perceptron from the "
                     "same start, at the last iteration (solid) and its maximum over t (dashed), against γ: it "
                     "falls to 0 as γ → ∞ where the reduction holds.")
 
@@ -338,4 +360,4 @@ def heatmap(runs, traj, spec, *, width="single") -> Headline | None:
     if fig is None:
         return None
     keys = table.attrs["keys"]
-    return Headline(fig, table[keys + [spec["value"]]].assign(), f"{spec['value']} over step size and model.")
+    return Headline(fig, table[keys + [spec["value"]]].assign(), f"{_words(spec['value'])} over step size and model.")

@@ -132,10 +132,13 @@ nav.toc li{margin:.15em 0}
 nav.toc .group{font-weight:600;color:#57606a;text-transform:uppercase;font-size:11.5px;letter-spacing:.04em}
 nav.toc a{text-decoration:none}
 nav.toc a:hover{text-decoration:underline}
-main{padding:.5em 1.5em 4em;max-width:1180px}
+header.top,main{padding:0 1.5em;max-width:1180px}
+main{padding-bottom:4em}
+header.top{padding-top:.5em;padding-bottom:.6em}
 @media (min-width:1100px){
-  body{display:grid;grid-template-columns:16em minmax(0,1fr)}
-  nav.toc{position:sticky;top:0;height:100vh;overflow-y:auto;border-bottom:0;border-right:1px solid #d0d7de}
+  body{display:grid;grid-template-columns:16em minmax(0,1fr);grid-template-rows:auto 1fr}
+  nav.toc{grid-column:1;grid-row:1/span 2;position:sticky;top:0;height:100vh;overflow-y:auto;border-bottom:0;border-right:1px solid #d0d7de}
+  header.top,main{grid-column:2}
 }
 h1{font-size:1.7em;margin:.4em 0 .2em}
 h2{font-size:1.35em;margin:1.6em 0 .3em;padding-bottom:.2em;border-bottom:2px solid #d0d7de}
@@ -148,11 +151,11 @@ code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background
 .math{font-family:"Cambria Math","STIX Two Math","Latin Modern Math",Georgia,serif;font-size:1.08em;white-space:nowrap}
 .scroll{overflow-x:auto;max-width:100%}
 table.t{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums;margin:.3em 0}
-table.t th{cursor:pointer;user-select:none;background:#f0f2f4;padding:4px 7px;border-bottom:2px solid #8c959f;white-space:nowrap;text-align:center;font-weight:600}
+table.t th{cursor:pointer;user-select:none;background:#f0f2f4;padding:4px 6px;border-bottom:2px solid #8c959f;white-space:nowrap;text-align:center;font-weight:600}
 table.t th:hover,table.t th:focus{background:#dde4ec;outline:none}
 table.t th[aria-sort=ascending]::after{content:" \\25B2";font-size:.8em}
 table.t th[aria-sort=descending]::after{content:" \\25BC";font-size:.8em}
-table.t td{padding:2px 7px;border-bottom:1px solid #e5e8eb;text-align:right;white-space:nowrap}
+table.t td{padding:2px 6px;border-bottom:1px solid #e5e8eb;text-align:right;white-space:nowrap}
 table.t td.k{text-align:left}
 table.t tbody tr:nth-child(even){background:#fafbfc}
 table.t tbody tr:hover{background:#eef4ff}
@@ -214,6 +217,8 @@ def html_table(table: pd.DataFrame, columns=None) -> str:
     """A sortable table (headers as in the Markdown, cells as displayed, raw values in data-v)
     followed by its context lines ("All rows: …" and the footnotes of the marks it uses)."""
     df, used = render.display_frame(table, columns=columns)
+    if not len(df):  # as in the Markdown: no header row without rows
+        return '<p class="note">(no rows)</p>'
     keys = set(table.attrs.get("keys", []))
     head = "".join(f'<th scope="col" tabindex="0" title="sort by this column" data-col="{html.escape(str(c))}">'
                    f"{html.escape(render.header(c))}</th>" for c in df.columns)
@@ -222,8 +227,7 @@ def html_table(table: pd.DataFrame, columns=None) -> str:
         cells = "".join(f'<td class="{"k" if c in keys else "v"}" data-v="{html.escape(_sort_value(raw[c]))}">'
                         f"{html.escape(str(shown[c]))}</td>" for c in df.columns)
         rows.append(f"<tr>{cells}</tr>")
-    lines = render.context_lines(table, used) if len(df) else ["(no rows)"]
-    notes = "".join(f'<p class="note">{html.escape(line)}</p>' for line in lines)
+    notes = "".join(f'<p class="note">{html.escape(line)}</p>' for line in render.context_lines(table, used))
     return (f'<div class="scroll"><table class="t"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>{notes}')
 
@@ -237,7 +241,7 @@ def _files(files: list) -> str:
 def _section(s: Section) -> str:
     part = [f'<section id="{html.escape(s.slug)}"><h3>{inline(s.title)}</h3>']
     if s.caption:
-        part.append(f'<p class="caption">{html.escape(s.caption)}</p>')
+        part.append(f'<p class="caption">{inline(s.caption)}</p>')
     part += [f'<figure><img src="{html.escape(p)}" alt="{html.escape(s.title)}"></figure>'
              for p in s.images]
     if s.table is not None:
@@ -257,9 +261,11 @@ def _toc(sections: list[Section]) -> str:
 
 
 def page(head: Header, sections: list[Section]) -> str:
-    body = [f"<h1>{inline(head.title)}</h1>",
-            f'<p class="meta">Sweep: <code>{html.escape(head.sweep)}</code><br>Status: {inline(head.status)}.</p>']
-    body += [f'<p class="notice"><strong>Note.</strong> {inline(n)}</p>' for n in head.notices]
+    # the title, status and notices come first on a narrow screen too, where the TOC follows them
+    top = [f"<h1>{inline(head.title)}</h1>",
+           f'<p class="meta">Sweep: <code>{html.escape(head.sweep)}</code><br>Status: {inline(head.status)}.</p>']
+    top += [f'<p class="notice"><strong>Note.</strong> {inline(n)}</p>' for n in head.notices]
+    body = []
     for group, items in _groups(sections):
         body.append(f"<h2>{html.escape(group)}</h2>")
         body += [_section(s) for s in items]
@@ -268,5 +274,6 @@ def page(head: Header, sections: list[Section]) -> str:
         + "</dl></section>")
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width,initial-scale=1'><title>{html.escape(head.title)}</title>"
-            f"<style>{STYLE}</style></head><body>{_toc(sections)}<main>{''.join(body)}</main>"
+            f"<style>{STYLE}</style></head><body><header class=\"top\">{''.join(top)}</header>{_toc(sections)}"
+            f"<main>{''.join(body)}</main>"
             f"<script>{SORT_JS}</script></body></html>\n")

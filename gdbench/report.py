@@ -12,7 +12,11 @@ removes exactly its own earlier files and nothing a user put beside them.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import os
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -41,8 +45,8 @@ CAPTIONS = {
              "[max(τ, t0), T] (−1 for a constant step). best marks each model's best step size (smallest median "
              "t_sep); marks e and t say when that choice is fragile or tied.",
     "oscillation": "Medians over seeds of the number of loss increases, the transition time τ (after it the loss "
-                   "never increases again), the peak ratio max_t F_t/F_0 and the largest one-step jump "
-                   "max_t log(F_{t+1}/F_t); non-monotone is the fraction of runs with any increase.",
+                   "never increases again), the peak ratio maxₜ Fₜ/F₀ and the largest one-step jump "
+                   "maxₜ log(Fₜ₊₁/Fₜ); non-monotone is the fraction of runs with any increase.",
     "acceleration": "Each model at its best step size; acceleration = t_sep of the linear model at its best step "
                     "/ t_sep of the model at its best step (> 1: the model separates faster).",
     "scaling_d": "The exponent of t_sep in d by least squares on log-log axes over the runs at each d's best step "
@@ -90,9 +94,11 @@ def tables(runs: pd.DataFrame, traj: pd.DataFrame, *, by=None, t0: int = 10, n_b
 
 
 def build(sweep_dir, *, by=None, t0: int = 10, n_boot: int = 1000, columns: dict | None = None,
-          make_figures: bool = True, echo: bool = True, headline_specs=None, figure_width: str = "single") -> dict:
+          make_figures: bool = True, echo: bool = True, headline_specs=None, figure_width: str = "single",
+          figure_workers: int | None = None) -> dict:
     """Write `<sweep_dir>/report/` and return {"tables": {...}, "figures": [...], "missing": int, …}.
-    `headline_specs` default to the sweep's own `report.headline` (its provenance)."""
+    `headline_specs` default to the sweep's own `report.headline` (its provenance);
+    `figure_workers` processes draw the figures (default: one per core)."""
     start = time.perf_counter()
     root = Path(sweep_dir).expanduser()
     specs = headline.validate(headline_specs if headline_specs is not None else _declared(root))
@@ -116,6 +122,7 @@ def build(sweep_dir, *, by=None, t0: int = 10, n_boot: int = 1000, columns: dict
     counts = _counts(root, runs)
     head = index.Header(title=f"gdbench report — {root.name}", sweep=str(root), status=counts["status"],
                         notices=_notices(runs, made, counts), provenance=_provenance(root))
+    writer.save_figures(figure_workers or os.cpu_count() or 1)
     index.write(out, head, sections)
     writer.finish()
     if echo:
@@ -187,12 +194,20 @@ def _provenance(root: Path) -> list:
     return lines
 
 
+_PENDING: list = []  # (figure, path stem) to save; module-level so that forked workers see it
+
+
+def _save_pending(i: int) -> None:
+    fig, stem = _PENDING[i]
+    figures.save(fig, stem)
+
+
 class _Writer:
     """Writes the report's files, remembers each (for the manifest and the index)."""
 
     def __init__(self, out: Path, columns: dict, make_figures: bool, previous: list, width: str):
         self.out, self.columns, self.make_figures, self.previous, self.width = out, columns, make_figures, previous, width
-        self.written, self.tables, self.figures = [], {}, []
+        self.written, self.tables, self.figures, self.pending = [], {}, [], []
 
     def _table_files(self, stem: str, table: pd.DataFrame, title: str, paper) -> list:
         base = self.out / "tables" / stem
@@ -206,11 +221,32 @@ class _Writer:
         return files
 
     def _figure_files(self, stem: str, fig) -> list:
-        paths = figures.save(fig, self.out / "figures" / stem)
-        rel = [str(Path(p).relative_to(self.out)) for p in paths]
+        """Queue a figure for `save_figures`; its paths are known now."""
+        self.pending.append((fig, self.out / "figures" / stem))
+        rel = [f"figures/{stem}.{ext}" for ext in ("png", "pdf")]
         self.written += rel
-        self.figures += [str(p) for p in paths]
+        self.figures += [str(self.out / r) for r in rel]
         return rel
+
+    def save_figures(self, workers: int) -> None:
+        """Draw and write the queued figures. Drawing (layout, text, font subsetting for the PDF's
+        Type 42 fonts) is most of a report's time and each figure is independent, so with several
+        cores forked workers share them; a process with other threads running (the launcher
+        while Ray stops) draws them itself, since forking it could copy a held lock."""
+        global _PENDING
+        _PENDING, self.pending = self.pending, []
+        workers = min(len(_PENDING), workers)
+        try:
+            if workers > 1 and threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
+                with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+                    list(pool.map(_save_pending, range(len(_PENDING))))
+            else:
+                for i in range(len(_PENDING)):
+                    _save_pending(i)
+        finally:
+            for fig, _ in _PENDING:
+                figures.plt.close(fig)
+            _PENDING = []
 
     def table(self, name: str, table: pd.DataFrame) -> index.Section:
         files = self._table_files(name, table, TITLES[name], PAPER_COLUMNS.get(name, []))

@@ -11,7 +11,7 @@ from gdbench import analysis, figures, index
 
 MAX_FACETS = 12  # data settings that get their own loss-curve and heatmap figures
 
-LOSS_CAPTION = ("log10 F(W_t) (top) and training accuracy (bottom) against t on a symmetric-log axis that keeps "
+LOSS_CAPTION = ("log₁₀ F(Wₜ) (top) and training accuracy (bottom) against t on a symmetric-log axis that keeps "
                 "t = 0; one colour per step size, one column per model (and loss or algorithm where they vary); "
                 "median over seeds with an interquartile band.")
 
@@ -48,7 +48,7 @@ def sections(writer, runs, traj, made, *, by=None) -> list:
     if "perceptron" in made:
         out.append(writer.figure("perceptron_gap", figures.perceptron_gap(made["perceptron"], width=writer.width),
                                  "Gap to the batch perceptron", "Final (solid) and largest (dashed) "
-                                 "‖W_t/γ − Ŵ_t‖/‖Ŵ_t‖ against γ, medians over seeds."))
+                                 "‖Wₜ/γ − Ŵₜ‖/‖Ŵₜ‖ against γ, medians over seeds."))
     return [s for s in out if s is not None]
 
 

@@ -73,7 +73,7 @@ STUDIES = [
         "On the two-point data the first iterate's loss grows linearly with γ, yet the second iterate separates.",
         "F(W_1) ∝ γ (log-log slope 1); t_sep = 2 for every γ", claims.unreliable_loss)],
         paper=["algorithm.lr=10,100,1000,10000,100000"],
-        smoke=["algorithm.lr=10,1000"]),
+        smoke=["algorithm.lr=10,100,1000"]),
     Study("perceptron_lower_bound", [Claim(
         "Tyurin 2025 (arXiv:2412.08424) Thm 5.1, Thm 6.1, Table 1",
         "The batch perceptron and large-step GD need Ω(n) iterations on the lower-bound data; normalized GD far fewer.",

@@ -77,7 +77,7 @@ def test_no_figure_of_a_real_report_clips_a_text(sweep, tmp_path, monkeypatch):
         return original(fig, stem)
 
     monkeypatch.setattr(figures, "save", checked_save)
-    report.build(root, n_boot=50, echo=False)
+    report.build(root, n_boot=50, echo=False, figure_workers=1)  # in this process, where the check runs
     assert len(saved) >= 8 and clipped == []
 
 

@@ -8,15 +8,19 @@ sections, files, images, notices and provenance.
 Needs Debian's chromium and chromium-driver (scripts/setup.sh installs them as root); without them
 the module fails rather than skips, so CI cannot pass while not testing the page.
 """
+import contextlib
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
+from unittest import mock
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from gdbench import index
 from conftest import gdbench as run_gdbench
 
 pytestmark = pytest.mark.slow
@@ -43,9 +47,9 @@ def report(tmp_path_factory):
     return rep
 
 
-@pytest.fixture(scope="module")
-def browser(report):
-    """A headless Chromium on the report's index.html (file://, no server: the page must work offline)."""
+@contextlib.contextmanager
+def _chromium():
+    """A headless Chromium driven by Selenium, on the system's chromium and chromedriver only."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: scripts/setup.sh installs them (Debian's chromium and "
@@ -55,20 +59,29 @@ def browser(report):
         from selenium.webdriver.chrome.service import Service
     except ImportError:
         pytest.fail("selenium is not installed: `pip install -e .[test]` (scripts/setup.sh does it)")
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never try to download a browser or driver
     profile = tempfile.mkdtemp(prefix="gdchrome")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    # the explicit driver path already skips Selenium Manager; SE_OFFLINE makes sure that, should
+    # it run anyway, it never tries to download a browser or a driver
+    with mock.patch.dict(os.environ, SE_OFFLINE="true"):
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
         driver.set_page_load_timeout(60)
-        driver.get((report / "index.html").as_uri())  # returns once the load event (images included) fired
         yield driver
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser(report):
+    """The report's index.html from file:// (no server: the page must work offline)."""
+    with _chromium() as driver:
+        driver.get((report / "index.html").as_uri())  # returns once the load event (images included) fired
+        yield driver
 
 
 def _js(browser, script, *args):
@@ -150,16 +163,32 @@ def test_clicking_a_header_sorts_numerically_then_reverses(report, browser, col)
     _click_header(browser, "table-rates", col)
     shown = _column(browser, "table-rates", col)
     # the expected order is Python's sorted() on the raw CSV values of the column
+    assert shown[len(present):] == [""] * missing, shown
     assert _numbers(shown[:len(present)]) == sorted(present)
-    assert shown[len(present):] == [""] * missing
     _click_header(browser, "table-rates", col)
     shown = _column(browser, "table-rates", col)
+    assert shown[len(present):] == [""] * missing, shown
     assert _numbers(shown[:len(present)]) == sorted(present, reverse=True)
-    assert shown[len(present):] == [""] * missing
     assert sorted(_rows(browser, "table-rates")) == before  # whole rows moved, none lost or changed
     order = _js(browser, "return document.querySelector(\"#table-rates th[data-col='\" + arguments[0] + \"']\")"
                          ".getAttribute('aria-sort');", col)
     assert order == "descending"
+
+
+def test_infinities_and_missing_values_sort_where_they_belong(tmp_path):
+    # a table made here, so that ±∞ (the exponential loss overflows) and a missing value are
+    # certain to be there: ∞ sorts as the largest number, the missing value last either way
+    table = pd.DataFrame({"model": ["a", "b", "c", "d", "e", "f"],
+                          "final_loss": [3.0, np.inf, np.nan, -np.inf, 1e-5, 20.0]})
+    table.attrs["keys"] = ["model"]
+    (tmp_path / "index.html").write_text(index.page(index.Header("t", "s", "ok"), [
+        index.Section(slug="table-x", title="x", caption="x", table=table)]))
+    with _chromium() as driver:
+        driver.get((tmp_path / "index.html").as_uri())
+        _click_header(driver, "table-x", "final_loss")
+        assert _column(driver, "table-x", "model") == ["d", "e", "a", "f", "b", "c"]
+        _click_header(driver, "table-x", "final_loss")
+        assert _column(driver, "table-x", "model") == ["b", "f", "a", "e", "d", "c"]
 
 
 def test_text_columns_sort_too(browser):

@@ -47,7 +47,7 @@ def test_unreliable_loss_measurement_matches_a_hand_computation(smoke):
     # F(W_1) = (log(1 + e^2.5) + log(1 + e^−35)) / 2 = 1.2894…; W_2 separates (Thm 4.1).
     out, _ = smoke
     sec = next(s for s in _claim_sections((out / "claims.md").read_text()) if "two-point" in s)
-    assert "F(W_1) = 1.29 at γ=10" in sec and "t_sep = 2, 2" in sec and "**holds**" in sec
+    assert "F(W_1) = 1.29 at γ=10" in sec and "t_sep = 2, 2, 2" in sec and "**holds**" in sec
 
 
 def test_cifar_study_is_skipped_with_a_reason_when_its_files_are_missing(smoke):
