@@ -9,7 +9,7 @@ COMMON = {"kind", "title", "caption", "where", "width"}
 KEYS = {
     "versus": {"x", "y", "hue", "at", "best", "fit", "logx", "logy"},
     "curves": {"y", "hue", "xscale", "xmax", "logy", "reference"},
-    "budget": set(),
+    "budget": {"c", "fixed"},
     "gap": set(),
     "heatmap": {"value", "table"},
 }

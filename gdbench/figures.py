@@ -14,6 +14,7 @@ interquartile band.
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib
 import matplotlib.colors
@@ -79,8 +80,12 @@ def label(row, columns) -> str:
         elif c == "lr":
             parts.append(f"η={step_label(v)}")
         else:
-            parts.append(f"{c.split('.')[-1]}={_num(v)}")
+            name = c.split(".")[-1]
+            parts.append(f"{SYMBOLS.get(name, name)}={_num(v)}")
     return " ".join(parts) or "all"
+
+
+SYMBOLS = {"margin": "μ", "width": "m", "iterations": "T"}  # config keys a reader knows by their symbol
 
 
 def _num(v) -> str:
@@ -189,11 +194,10 @@ def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int 
             t = sub["iter"].to_numpy()
             for row, col in ((0, "log10_loss"), (1, "accuracy")):
                 ax = axes[row, j]
-                ax.plot(t, sub[f"{col}_median"], color=cmap(k), label=f"η = {step_label(value)}" if color == "lr"
-                        else f"{color} = {_num(value)}")
+                ax.plot(t, sub[f"{col}_median"], color=cmap(k), label=_lr_label(value, color))
                 ax.fill_between(t, sub[f"{col}_q25"], sub[f"{col}_q75"], color=cmap(k), alpha=0.2, lw=0,
                                 rasterized=True)  # bands as pixels: PDFs stay small and fast
-        axes[0, j].set_title(panel_title)
+        axes[0, j].set_title(textwrap.fill(panel_title, 26 if len(panels) < 4 else 20))
         axes[1, j].set_xlabel("iteration $t$")
         for ax in axes[:, j]:
             log_scale(ax, "x", symlog=True)  # symlog keeps t = 0, the initial point
@@ -201,11 +205,19 @@ def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int 
     axes[0, 0].set_ylabel(r"$\log_{10} F(W_t)$")
     axes[1, 0].set_ylabel("training accuracy")
     ncol = max(1, min(len(colours), int(w / 1.15)))
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=ncol,
+    entries = {}  # every step size of every panel, once (a panel may lack some)
+    for ax in axes[0]:
+        entries.update(zip(*reversed(ax.get_legend_handles_labels())))
+    order = sorted(entries, key=lambda lab: next(k for k, v in enumerate(colours) if _lr_label(v, color) == lab))
+    fig.legend([entries[k] for k in order], order, loc="outside lower center", ncol=ncol,
                title=None if shown_of == len(colours) else f"{len(colours)} of {shown_of} step sizes")
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _lr_label(value, color: str) -> str:
+    return f"η = {step_label(value)}" if color == "lr" else f"{color} = {_num(value)}"
 
 
 # ---------------------------------------------------------------- metrics against the step size
@@ -306,7 +318,7 @@ def tsep_scaling(runs: pd.DataFrame, scaling: pd.DataFrame, *, x: str = "d", by=
 def heatmap(table: pd.DataFrame, *, value: str, title: str, rows=None, width: str = "single", value_label=None):
     """Step size (columns) × model (rows) heatmap of one aggregated metric, values written in the
     cells ("—" where missing); log colour scale for positive data. None when there is nothing a
-    colour scale can show: a single cell, or one value throughout."""
+    colour scale can show: a single row or column, or one value throughout."""
     keys = table.attrs.get("keys", [])
     rows = [k for k in keys if k != "lr"] if rows is None else list(rows)
     names, data = [], []
@@ -317,8 +329,8 @@ def heatmap(table: pd.DataFrame, *, value: str, title: str, rows=None, width: st
         data.append([s.get(lr, np.nan) for lr in lrs])
     z = np.asarray(data, float)
     finite = z[np.isfinite(z)]
-    if z.size < 2 or len(finite) == 0 or np.ptp(finite) == 0:
-        return None
+    if min(z.shape) < 2 or len(finite) == 0 or np.ptp(finite) == 0:
+        return None  # one row or one column is a line plot's job (versus), one value no figure's
     w = WIDTHS["double"] if len(lrs) > 6 else WIDTHS["single"]
     fig, ax = plt.subplots(figsize=(w, 0.28 * len(names) + 1.3), layout="constrained")
     positive = finite.min() > 0

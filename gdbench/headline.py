@@ -25,6 +25,7 @@ list} filter — and `width`: single | double):
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -57,8 +58,11 @@ def draw(spec: dict, runs: pd.DataFrame, traj: pd.DataFrame, *, width: str = "si
     if not len(runs):
         return None
     kw = {"width": spec.get("width", width)}
-    return {"versus": versus, "curves": curves, "budget": budget, "gap": gap, "heatmap": heatmap}[spec["kind"]](
+    got = {"versus": versus, "curves": curves, "budget": budget, "gap": gap, "heatmap": heatmap}[spec["kind"]](
         runs, traj, spec, **kw)
+    if got is not None and spec["kind"] in ("budget", "gap"):  # the others place their titles themselves
+        _title(got.figure.axes[0], spec, kw["width"])
+    return got
 
 
 def _where(runs: pd.DataFrame, where) -> pd.DataFrame:
@@ -79,12 +83,28 @@ def _column(runs: pd.DataFrame, key: str, what: str) -> str:
     return col
 
 
-def _series_keys(runs: pd.DataFrame, hue, exclude) -> list:
-    """The hue columns, then every other swept key (never pool over a swept key)."""
+def _hue_columns(runs: pd.DataFrame, hue) -> list:
+    """The hue's columns that vary (`model` stands for all the model's columns)."""
     hue = [hue] if isinstance(hue, str) else list(hue or [])
     hue = [analysis.ALIASES.get(h, h) for h in hue]
-    swept = [k for k in analysis.group_columns(runs) if k not in exclude and k not in hue]
-    return [k for k in hue + swept if k in runs and runs[k].nunique(dropna=False) > 1]
+    if "model" in hue:
+        i = hue.index("model")
+        hue[i:i + 1] = [k for k in analysis.MODEL_COLUMNS_SHORT if k in runs]
+    return list(dict.fromkeys(k for k in hue if k in runs and runs[k].nunique(dropna=False) > 1))
+
+
+def _series_keys(runs: pd.DataFrame, hue_cols: list, exclude, x=None) -> list:
+    """The hue columns, then every other swept key (never pool over a swept key) except one that
+    x determines (n = d − 1 tied to d is the same axis, not another series)."""
+    keys = list(hue_cols)
+    for k in analysis.group_columns(runs):
+        if k in exclude or k in keys:
+            continue
+        given = keys + ([x] if x is not None else [])
+        spread = runs.groupby(given, dropna=False)[k].nunique(dropna=False).max() if given else runs[k].nunique()
+        if spread > 1:
+            keys.append(k)
+    return keys
 
 
 # ---------------------------------------------------------------- versus
@@ -110,25 +130,27 @@ def versus(runs, traj, spec, *, width="single") -> Headline:
     runs = analysis.numeric_keys(runs[runs["status"] != "failed"])
     df, yname = _values(runs, traj, spec)
     best = bool(spec.get("best"))
-    keys = _series_keys(df, spec.get("hue"), exclude={x, "lr"} if best else {x})
+    hue_cols = [k for k in _hue_columns(df, spec.get("hue")) if k != x]
+    keys = _series_keys(df, hue_cols, exclude={x, "lr"} if best else {x}, x=x)
     if best:
         df = _at_best_step(df, keys + [x])
     pts = _quantiles(df, keys + [x] + (["lr"] if best and x != "lr" else []), censored=spec["y"] in CENSORED)
     fig, ax = figures.new_figure(width)
     ax = ax[0, 0]
     fits, n = [], 0
-    for i, (name, part) in enumerate(figures.series(pts.sort_values(x), keys)):
-        m = figures.MARKERS[i % len(figures.MARKERS)]
-        line = ax.errorbar(part[x], part["median"], yerr=_bars(part), marker=m, capsize=2, lw=1, label=name)
+    style = _styles(pts, keys, max(len(hue_cols), 1))
+    for name, part in figures.series(pts.sort_values(x), keys):
+        colour, marker, ls = style(part.iloc[0])
+        line = ax.errorbar(part[x], part["median"], yerr=_bars(part), color=colour, marker=marker, ls=ls,
+                           capsize=2, lw=1, label=name)
         n += 1
         if spec.get("fit"):
             said, slope = _fit_line(ax, df, part, keys, x, name, line.lines[0].get_color())
             fits.append(said)
-            line.set_label(f"{name if keys else 'median'}: slope {slope}" if slope else name)
+            line.set_label(f"{name if keys else 'median'}: " + (f"slope {slope}" if slope else "no fit"))
     _axes(ax, x, spec, pts[x], yname)
     figures.legend(fig, ax, n if keys or spec.get("fit") else 0)
-    if spec.get("title"):
-        ax.set_title(spec["title"])
+    _title(ax, spec, width)
     pts = _named(pts, spec["y"], spec.get("at"))
     pts.attrs["keys"] = keys + [x] + (["lr"] if best and x != "lr" else [])
     caption = f"{_words(spec['y'], spec.get('at'))} against {_words(x)}" + \
@@ -151,6 +173,34 @@ def _words(col: str, at=None) -> str:
         return {"loss": f"F(W at t = {int(at)})", "log10_loss": f"log₁₀ F(W at t = {int(at)})"}.get(
             col, f"{WORDS.get(col, col)} at t = {int(at)}")
     return WORDS.get(col, col.split(".")[-1])
+
+
+def _styles(pts: pd.DataFrame, keys: list, n_hue: int):
+    """A row → (colour, marker, line style): the colour follows the hue (the first `n_hue` keys),
+    the marker and line style the other keys, so 3 margins × 3 sizes read as 3 colours × 3
+    markers instead of 9 colours from a palette of 8."""
+    hue_keys, rest_keys = keys[:n_hue], keys[n_hue:]
+
+    def as_key(row, cols):  # text, so that a null (NaN ≠ NaN) still finds itself
+        return tuple(str(row[k]) for k in cols)
+
+    def levels(cols):
+        rows = pts[cols].drop_duplicates().sort_values(cols) if cols else pts.iloc[:0]
+        return [as_key(r, cols) for _, r in rows.iterrows()] if cols else [()]
+    hues, rests = levels(hue_keys), levels(rest_keys)
+    lines = ["-", "--", ":", "-."]
+
+    def style(row):
+        h = hues.index(as_key(row, hue_keys)) if hue_keys else 0
+        r = rests.index(as_key(row, rest_keys)) if rest_keys else h
+        return figures.OKABE_ITO[h % 8], figures.MARKERS[r % 8], lines[(h // 8 + r // 8) % len(lines)]
+    return style
+
+
+def _title(ax, spec, width) -> None:
+    """The declared title, wrapped to the figure's width (≈ 48 characters a line on one column)."""
+    if spec.get("title"):
+        ax.set_title(textwrap.fill(spec["title"], 48 if width == "single" else 100))
 
 
 def _at_best_step(df, keys) -> pd.DataFrame:
@@ -257,14 +307,14 @@ def curves(runs, traj, spec, *, width="double") -> Headline:
                                 rasterized=True)
         if spec.get("reference"):
             _reference(ax, part[part[hue] == levels[0]], y, spec["reference"])
-        _curve_axes(ax, spec, name if len(panels) > 1 else spec.get("title"))
+        _curve_axes(ax, spec, textwrap.fill(name if len(panels) > 1 else spec.get("title") or "", 48 // ncols))
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     axes[0, 0].set_ylabel(AXIS_LABELS.get(y, y) if not (y == "loss" and not spec.get("logy")) else "$F(W_t)$")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=max(1, min(len(labels), int(w / 1.15))))
     if len(panels) > 1 and spec.get("title"):
-        fig.suptitle(spec["title"])
+        fig.suptitle(textwrap.fill(spec["title"], 100))
     table = q[[k for k in keys] + ["iter", "runs", f"{y}_median", f"{y}_q25", f"{y}_q75"]]
     table.attrs["keys"] = keys + ["iter"]
     caption = (f"{_words(y)} against the iteration t, one colour per {'step size' if hue == 'lr' else hue}"
@@ -306,6 +356,12 @@ def budget(runs, traj, spec, *, width="single") -> Headline:
     or more budgets, medians over seeds, the fitted exponent in the legend (≥ 3 budgets)."""
     runs = analysis.numeric_keys(runs)
     fits = analysis.budget_table(runs, n_boot=1000)
+    if len(fits):  # the schedules asked for, else every one with a fitted exponent (≥ 3 budgets)
+        want = {analysis.PROPORTIONAL: spec.get("c"), analysis.FIXED: spec.get("fixed")}
+        keep = [(want[r.schedule] is None and r.no_fit is None) or
+                (want[r.schedule] is not None and any(np.isclose(r.value, v) for v in want[r.schedule]))
+                for r in fits.itertuples()]
+        fits = fits[keep]
     if not len(fits):
         return None
     ok = runs[runs["status"] == "ok"].assign(_c=lambda d: d["lr"] / d["iterations"])
@@ -319,7 +375,7 @@ def budget(runs, traj, spec, *, width="single") -> Headline:
         for k in rest:
             sub = sub[sub[k] == fit[k]]
         med = (sub.groupby("iterations")["final_log_loss"].median() / np.log(10)).sort_index()
-        slope = f"{fit['exponent']:.2f}" if np.isfinite(fit["exponent"]) else "no fit"
+        slope = f"{fit['exponent']:.2f}".replace("-", "−") if np.isfinite(fit["exponent"]) else "no fit"
         name = (f"η = {fit['value']:g}·T" if col == "_c" else f"η = {figures.step_label(fit['value'])}")
         ax.plot(med.index, med.to_numpy(), marker=figures.MARKERS[i % 8], ls="-" if col == "_c" else "--",
                 label=f"{name}: slope {slope}")

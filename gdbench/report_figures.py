@@ -24,8 +24,11 @@ def sections(writer, runs, traj, made, *, by=None) -> list:
             break
         panel = [k for k in part.attrs["keys"] if k in analysis.model_columns(part.attrs["keys"])
                  or k in ("loss", "algorithm")]
-        out.append(writer.figure(f"loss_curves_{slug}", figures.loss_curves(part, panel=panel, title=name),
-                                 f"Loss and accuracy curves — {name}", LOSS_CAPTION))
+        for j, chunk in enumerate(_panel_chunks(part, panel)):  # at most 4 panels a figure
+            suffix = "" if j == 0 else f"_{j + 1}"
+            out.append(writer.figure(f"loss_curves_{slug}{suffix}", figures.loss_curves(chunk, panel=panel, title=name),
+                                     f"Loss and accuracy curves — {name}" + (f" ({j + 1})" if suffix else ""),
+                                     LOSS_CAPTION))
     out += _heatmaps(writer, made)
     osc = made["oscillation"]
     if "lr" in osc and osc["lr"].nunique() > 1 and osc["transition_time"].notna().any():
@@ -73,6 +76,16 @@ def _heatmaps(writer, made) -> list:
                                  caption="A heatmap needs at least two cells with different values; these would show "
                                          "one cell or one value and are left out: " + "; ".join(skipped) + "."))
     return out
+
+
+def _panel_chunks(curves, panel: list, per: int = 4):
+    """The curves split into frames of at most `per` panels (model × loss × algorithm combinations)."""
+    import pandas as pd
+    parts = [p for _, p in figures.series(curves, panel)]
+    for i in range(0, len(parts), per):
+        chunk = pd.concat(parts[i:i + per])
+        chunk.attrs = curves.attrs
+        yield chunk
 
 
 def slug(text: str) -> str:

@@ -57,7 +57,10 @@ def test_no_heatmap_for_one_cell_or_one_value():
     flat = analysis.rates_table(_runs([{"lr": lr, "model": m, "t_sep": 3} for lr in (1.0, 10.0)
                                        for m in ("linear", "two_layer")]))
     assert figures.heatmap(flat, value="t_sep_median", title="x") is None
-    varied = analysis.rates_table(_runs([{"lr": lr, "t_sep": int(lr)} for lr in (1.0, 10.0)]))
+    row = analysis.rates_table(_runs([{"lr": lr, "t_sep": int(lr)} for lr in (1.0, 10.0)]))
+    assert figures.heatmap(row, value="t_sep_median", title="x") is None  # one model: a line plot's job
+    varied = analysis.rates_table(_runs([{"lr": lr, "model": m, "t_sep": int(lr) + len(m)} for lr in (1.0, 10.0)
+                                         for m in ("linear", "two_layer")]))
     fig = figures.heatmap(varied, value="t_sep_median", title="x")
     assert fig is not None
     figures.plt.close(fig)
