@@ -202,8 +202,9 @@ def dimension_scaling(runs: pd.DataFrame, traj: pd.DataFrame) -> list[Verdict]:
         for alg, sub in part.groupby("algorithm"):
             table = analysis.scaling_table(sub, x="d", by=["model_name", "d", "lr"], n_boot=500)
             for r in table.itertuples():
-                exps[(alg, r.model_name)] = (r.exponent, r.ci_low, r.ci_high)
-                lines.append(f"{alg} {r.model_name}: d^{_fmt(r.exponent)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+                exps[(alg, r.model_name)] = _exponent_interval(r)
+                e, lo, hi = exps[(alg, r.model_name)]
+                lines.append(f"{alg} {r.model_name}: d^{_fmt(e)} [{_fmt(lo)}, {_fmt(hi)}]"
                              + (f" ({r.excluded} runs never separated)" if r.excluded else ""))
         lin = exps.get(("gd", "linear"), (np.nan,) * 3)
         control = exps.get(("gd", "two_layer(identity)"), (np.nan,) * 3)
@@ -226,6 +227,19 @@ def dimension_scaling(runs: pd.DataFrame, traj: pd.DataFrame) -> list[Verdict]:
                                f"{', '.join(fast)} scale below d^0.65 while linear models (and the two-layer linear "
                                f"control) need about d or more{trivial}"))
     return out
+
+
+def _exponent_interval(r) -> tuple:
+    """(exponent, low, high) of a scaling-table row, read for a verdict. The table gives no fit
+    for a t_sep that is the same at every level and no interval when the seeds do not vary
+    (`analysis.scaling_table`); for a verdict those are exact statements: a constant t_sep is
+    flat in d (exponent 0), and runs that every seed repeats (a model started at 0) have no
+    sampling spread, so their interval is the exponent itself."""
+    if getattr(r, "no_fit", None) == "z":
+        return 0.0, 0.0, 0.0
+    if getattr(r, "no_ci", None) == "z" and np.isfinite(r.exponent):
+        return r.exponent, r.exponent, r.exponent
+    return r.exponent, r.ci_low, r.ci_high
 
 
 def sub_best_t_sep(runs: pd.DataFrame, models: list) -> float:

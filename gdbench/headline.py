@@ -71,7 +71,11 @@ def _where(runs: pd.DataFrame, where) -> pd.DataFrame:
         if col not in runs:
             raise SpecError(f"where: no column {key!r} in the runs table")
         values = value if isinstance(value, (list, tuple)) else [value]
-        runs = runs[runs[col].isin(values)]
+        kept = runs[runs[col].isin(values)]
+        if not len(kept):
+            present = ", ".join(map(str, sorted(runs[col].dropna().unique().tolist(), key=str)[:12]))
+            raise SpecError(f"where: {key}={value!r} matches no run of this sweep ({key} here: {present})")
+        runs = kept
     return runs
 
 

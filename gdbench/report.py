@@ -256,13 +256,16 @@ class _Writer:
     def headlines(self, specs, runs, traj) -> list:
         sections = []
         for i, spec in enumerate(specs):
-            got = headline.draw(spec, runs, traj, width=self.width)
             title = spec.get("title") or f"{spec['kind']} {spec.get('y', spec.get('value', ''))}".strip()
             stem = f"headline_{i + 1}_{slug(title)}"
+            try:
+                got = headline.draw(spec, runs, traj, width=self.width)
+                why = "this sweep has no data for it (or only a single value, which a figure cannot show honestly)"
+            except headline.SpecError as e:  # e.g. a filter that this (smaller) sweep does not reach
+                got, why = None, f"report.headline[{i}]: {e}"
             if got is None:
                 sections.append(index.Section(slug=stem, title=title, group="Headline figures",
-                                              caption="Not drawn: this sweep has no data for it (or only a single "
-                                                      "value, which a figure cannot show honestly)."))
+                                              caption=f"Not drawn: {why}."))
                 continue
             files = self._table_files(stem, got.table, title, [])
             images = []
