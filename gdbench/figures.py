@@ -136,18 +136,32 @@ def new_figure(width: str = "single", *, aspect: float = 0.75, nrows: int = 1, n
 
 def legend(fig, ax, n: int, *, title=None) -> None:
     """Up to 3 series: inside the axes where they cover the least data; more: below the axes,
-    outside the data, in as many columns as fit."""
+    outside the data (`outside_legend`)."""
     if n == 0:
         return
     if n <= 3:
         ax.legend(loc="best", title=title)
         return
-    handles, labels = ax.get_legend_handles_labels()
-    widest = max((len(t) for t in labels), default=10)
-    ncol = max(1, min(n, int(fig.get_figwidth() * 72 / (widest * 4.6 + 30))))  # ≈ 4.6 pt a character at 7 pt
-    rows = -(-len(labels) // ncol)
-    fig.set_figheight(fig.get_figheight() + 0.15 * rows + 0.1)  # room for the legend: the axes keep their size
-    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, title=title)
+    outside_legend(fig, *ax.get_legend_handles_labels(), title=title)
+
+
+def outside_legend(fig, handles, labels, *, title=None, max_cols: int = 5) -> None:
+    """A legend below the axes in as many columns as fit the figure's width (measured, not
+    guessed), the figure widened up to two columns of a paper if even one column does not fit,
+    and made taller by the legend's height so that the axes keep their size."""
+    renderer = fig.canvas.get_renderer()
+    height = fig.get_figheight()
+    ncol = max(1, min(len(labels), max_cols))
+    while True:
+        leg = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, title=title)
+        box = leg.get_window_extent(renderer)
+        if box.width / fig.dpi <= fig.get_figwidth() - 0.15 or ncol == 1:
+            break
+        leg.remove()
+        ncol -= 1
+    if box.width / fig.dpi > fig.get_figwidth() - 0.15:
+        fig.set_figwidth(min(WIDTHS["double"], box.width / fig.dpi + 0.3))
+    fig.set_figheight(height + box.height / fig.dpi + 0.1)
 
 
 def _varying(df, columns) -> list:
@@ -204,13 +218,12 @@ def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int 
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel(r"$\log_{10} F(W_t)$")
     axes[1, 0].set_ylabel("training accuracy")
-    ncol = max(1, min(len(colours), int(w / 1.15)))
     entries = {}  # every step size of every panel, once (a panel may lack some)
     for ax in axes[0]:
         entries.update(zip(*reversed(ax.get_legend_handles_labels())))
     order = sorted(entries, key=lambda lab: next(k for k, v in enumerate(colours) if _lr_label(v, color) == lab))
-    fig.legend([entries[k] for k in order], order, loc="outside lower center", ncol=ncol,
-               title=None if shown_of == len(colours) else f"{len(colours)} of {shown_of} step sizes")
+    outside_legend(fig, [entries[k] for k in order], order, max_cols=8 if w > 5 else 4,
+                   title=None if shown_of == len(colours) else f"{len(colours)} of {shown_of} step sizes")
     if title:
         fig.suptitle(title)
     return fig
@@ -331,8 +344,14 @@ def heatmap(table: pd.DataFrame, *, value: str, title: str, rows=None, width: st
     finite = z[np.isfinite(z)]
     if min(z.shape) < 2 or len(finite) == 0 or np.ptp(finite) == 0:
         return None  # one row or one column is a line plot's job (versus), one value no figure's
-    w = WIDTHS["double"] if len(lrs) > 6 else WIDTHS["single"]
-    fig, ax = plt.subplots(figsize=(w, 0.28 * len(names) + 1.3), layout="constrained")
+    # room for the row labels (≈ 0.06 in a character at 7 pt), the cells and the colour bar, up to
+    # two columns of a paper; longer labels are wrapped
+    longest = max(len(n) for n in names)
+    w = min(WIDTHS["double"], max(WIDTHS["single"], 0.06 * longest + 0.45 * len(lrs) + 1.4))
+    if 0.06 * longest + 0.45 * len(lrs) + 1.4 > w:
+        names = [textwrap.fill(n, 22) for n in names]
+    lines = sum(n.count("\n") + 1 for n in names)
+    fig, ax = plt.subplots(figsize=(w, 0.14 * lines + 0.16 * len(names) + 1.3), layout="constrained")
     positive = finite.min() > 0
     norm = matplotlib.colors.LogNorm() if positive else None  # the colour bar then reads in the values' units
     im = ax.imshow(np.ma.masked_invalid(z), aspect="auto", cmap="viridis", norm=norm)

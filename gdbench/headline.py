@@ -185,8 +185,9 @@ def _styles(pts: pd.DataFrame, keys: list, n_hue: int):
     markers instead of 9 colours from a palette of 8."""
     hue_keys, rest_keys = keys[:n_hue], keys[n_hue:]
 
-    def as_key(row, cols):  # text, so that a null (NaN ≠ NaN) still finds itself
-        return tuple(str(row[k]) for k in cols)
+    def as_key(row, cols):  # text, so that a null (NaN ≠ NaN) finds itself and 5 equals 5.0
+        return tuple(f"{float(row[k]):.12g}" if isinstance(row[k], (int, float, np.integer, np.floating))
+                     else str(row[k]) for k in cols)
 
     def levels(cols):
         rows = pts[cols].drop_duplicates().sort_values(cols) if cols else pts.iloc[:0]
@@ -316,7 +317,7 @@ def curves(runs, traj, spec, *, width="double") -> Headline:
         ax.set_visible(False)
     axes[0, 0].set_ylabel(AXIS_LABELS.get(y, y) if not (y == "loss" and not spec.get("logy")) else "$F(W_t)$")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=max(1, min(len(labels), int(w / 1.15))))
+    figures.outside_legend(fig, handles, labels, max_cols=8 if w > 5 else 4)
     if len(panels) > 1 and spec.get("title"):
         fig.suptitle(textwrap.fill(spec["title"], 100))
     table = q[[k for k in keys] + ["iter", "runs", f"{y}_median", f"{y}_q25", f"{y}_q75"]]

@@ -203,6 +203,19 @@ def write_claims(rows: list[dict], out: Path, scale: str, skipped: dict) -> Path
     return out / "claims.md"
 
 
+def copy_headline_figures(studies: list, out: Path, dest: Path) -> list:
+    """Each study's headline PNGs (report/figures/headline_<i>_*.png) as dest/<study>_<i>.png."""
+    import shutil
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in studies:
+        for png in sorted((out / name / "report" / "figures").glob("headline_*.png")):
+            i = png.name.split("_")[1]
+            shutil.copyfile(png, dest / f"{name}_{i}.png")
+            copied.append(dest / f"{name}_{i}.png")
+    return copied
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="gdbench-reproduce", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -212,6 +225,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="results folder (default results/reproduce-<scale>)")
     ap.add_argument("--studies", default=None, help=f"comma-separated subset of: {', '.join(STUDY_NAMES)}")
     ap.add_argument("--evaluate-only", action="store_true", help="do not run sweeps; evaluate what is there")
+    ap.add_argument("--figures", default=None, metavar="DIR",
+                    help="also copy each study's headline figures (PNG) to DIR as <study>_<i>.png "
+                         "(the README's figures: --figures docs/figures)")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every sweep, e.g. cluster.address=auto")
     args = ap.parse_args(argv)
     chosen = STUDIES
@@ -234,6 +250,9 @@ def main(argv=None) -> int:
             failed.append(study.name)
         rows += evaluate(study, out / study.name)
     path = write_claims(rows, out, args.scale, skipped)
+    if args.figures:
+        copied = copy_headline_figures([s.name for s in chosen if s.name not in skipped], out, Path(args.figures))
+        print(f"{len(copied)} headline figures copied to {args.figures}")
     print(f"\n{path}  ({len(rows)} claims; {time.perf_counter() - start:.0f} s)")
     for r in rows:
         print(f"  {r['verdict']:>14}  {r['study']}: {r['statement'][:90]}")

@@ -172,3 +172,12 @@ def test_figures_with_many_series_do_not_clip():
         fig = figures.transition_time(table, width=width)
         assert figures.clipped_texts(fig) == []
         figures.plt.close(fig)
+
+
+def test_file_datasets_still_show_n_and_d():
+    # data=npz data.path=…: the path determines n and d, which a reader needs as columns anyway
+    runs = _runs([{"dataset": "npz", "data.path": p, "n": n, "d": d, "t_sep": d}
+                  for p, n, d in (("a.npz", 100, 16), ("b.npz", 200, 32), ("c.npz", 400, 64))])
+    rates = analysis.rates_table(runs)
+    assert {"data.path", "n", "d"} <= set(rates.attrs["keys"])
+    assert "| n " in render.to_markdown(rates) and "| d " in render.to_markdown(rates)
