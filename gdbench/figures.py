@@ -77,6 +77,9 @@ def label(row, columns) -> str:
         if c in ("model", "activation", "dataset", "algorithm", "loss", "model_name"):
             if not (c == "activation" and row.get("model") == "linear"):
                 parts.append(str(v).replace("_", " "))
+            act = row.get("activation")
+            if c == "model" and "activation" not in columns and v != "linear" and isinstance(act, str):
+                parts.append(act.replace("_", " "))  # "two layer" alone hides which network it is
         elif c == "lr":
             parts.append(f"η={step_label(v)}")
         else:
@@ -112,9 +115,21 @@ def log_scale(ax, axis: str = "x", *, symlog: bool = False) -> None:
     else:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     a.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: "0" if v == 0 else _decade(v)))
-    a.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    # an axis spanning under ~1.5 decades would show one labelled tick or none: label 2, 3, 5 × 10ᵏ too
+    a.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 1)))
     if symlog:
         a.set_minor_locator(matplotlib.ticker.NullLocator())  # symlog minors: thousands of ticks
+
+
+def style_of(i: int) -> tuple:
+    """The i-th series' (colour, marker): 64 distinct pairs (Okabe–Ito × markers), so a ninth
+    series never repeats the first."""
+    return OKABE_ITO[i % 8], MARKERS[(i + i // 8) % 8]
+
+
+def integer_axis(ax, axis: str = "y") -> None:
+    """Counts (τ, increases, iterations) get whole-number ticks, never 1.025."""
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 
 
 def step_axis(ax, lrs) -> None:
@@ -246,7 +261,8 @@ def versus_step_size(table: pd.DataFrame, *, y: str, ylabel: str, low=None, high
     ax = ax[0, 0]
     n = 0
     for i, (name, part) in enumerate(series(table.sort_values("lr"), series_keys)):
-        line, = ax.plot(part["lr"], part[y], marker=MARKERS[i % len(MARKERS)], label=name)
+        colour, marker = style_of(i)
+        line, = ax.plot(part["lr"], part[y], color=colour, marker=marker, label=name)
         n += 1
         if low and high:
             ax.fill_between(part["lr"], part[low], part[high], color=line.get_color(), alpha=0.2, lw=0,
@@ -256,6 +272,8 @@ def versus_step_size(table: pd.DataFrame, *, y: str, ylabel: str, low=None, high
         log_scale(ax, "y")
     ax.set_xlabel(r"step size $\eta$")
     ax.set_ylabel(ylabel)
+    if not logy and y in ("transition_time", "n_increases"):
+        integer_axis(ax)
     ax.grid(alpha=0.3)
     legend(fig, ax, n)
     return fig
@@ -276,19 +294,22 @@ def perceptron_gap(table: pd.DataFrame, *, width: str = "single") -> plt.Figure:
     n = 0
     positive = pd.concat([table["final_gap"], table["max_gap"]])
     floor = positive[positive > 0].min() / 10 if (positive > 0).any() else 1e-16
+    same = np.allclose(table["final_gap"], table["max_gap"], rtol=1e-9, equal_nan=True)
     for i, (name, part) in enumerate(series(table.sort_values("lr"), [k for k in keys if k != "lr"])):
-        final = part["final_gap"].clip(lower=floor)
-        line, = ax.plot(part["lr"], final, marker=MARKERS[i % len(MARKERS)], label=name)
-        ax.plot(part["lr"], part["max_gap"].clip(lower=floor), ls="--", color=line.get_color())
+        colour, marker = style_of(i)
+        ax.plot(part["lr"], part["final_gap"].clip(lower=floor), color=colour, marker=marker, label=name)
+        if not same:
+            ax.plot(part["lr"], part["max_gap"].clip(lower=floor), ls="--", color=colour)
         n += 1
     log_scale(ax, "y")
     step_axis(ax, table["lr"])
     ax.set_xlabel(r"step size $\gamma$")
     ax.set_ylabel(r"$\|W_t/\gamma - \hat W_t\| / \|\hat W_t\|$")
     ax.grid(alpha=0.3)
-    ax.plot([], [], color="grey", label="final $t$ (solid)")
-    ax.plot([], [], color="grey", ls="--", label="max over $t$ (dashed)")
-    legend(fig, ax, n + 2)
+    if not same:  # when the gap is largest at the last iteration everywhere, one line says both
+        ax.plot([], [], color="grey", label="final $t$ (solid)")
+        ax.plot([], [], color="grey", ls="--", label="max over $t$ (dashed)")
+    legend(fig, ax, n + (0 if same else 2))
     return fig
 
 
@@ -302,23 +323,26 @@ def tsep_scaling(runs: pd.DataFrame, scaling: pd.DataFrame, *, x: str = "d", by=
     rest = scaling.attrs.get("keys", [])
     fig, ax = new_figure(width)
     ax = ax[0, 0]
+    shown = []
     for i, (_, fit) in enumerate(scaling.iterrows()):
         part = best
         for k in rest:
             part = part[(part[k] == fit[k]) | (part[k].isna() & pd.isna(fit[k]))]
         part = part.sort_values(x)
+        shown += part[x].tolist()
         name = label(fit, _varying(scaling, rest)) if len(scaling) > 1 else "median"
-        pts, = ax.plot(part[x], part["t_sep_median"], MARKERS[i % len(MARKERS)], ls=":", lw=0.8)
+        colour, marker = style_of(i)
+        pts, = ax.plot(part[x], part["t_sep_median"], color=colour, marker=marker, lw=1)
         if np.isfinite(fit["exponent"]):
             xs = np.geomspace(part[x].min(), part[x].max(), 50)
-            ax.plot(xs, fit["prefactor"] * xs ** fit["exponent"], color=pts.get_color(), lw=1)
+            ax.plot(xs, fit["prefactor"] * xs ** fit["exponent"], color=colour, ls="--", lw=0.9)
             ci = (f" [{fit['ci_low']:.2f}, {fit['ci_high']:.2f}]" if np.isfinite(fit.get("ci_low", np.nan)) else "")
             pts.set_label(f"{name}: slope {fit['exponent']:.2f}{ci}")
         else:
             pts.set_label(f"{name}: no fit ({'< 3 levels' if fit.get('no_fit') == 'l' else 'no spread'})")
     log_scale(ax, "x")
     log_scale(ax, "y")
-    level_ticks(ax, "x", best[x] if len(best) else [])
+    level_ticks(ax, "x", shown)
     ax.set_xlabel({"d": "dimension $d$", "n": "samples $n$"}.get(x, x))
     ax.set_ylabel(r"iterations to separate $t_{\mathrm{sep}}$")
     ax.grid(alpha=0.3)
@@ -394,7 +418,7 @@ def save(fig: plt.Figure, path_stem) -> list:
     out = []
     for ext in ("png", "pdf"):
         p = f"{path_stem}.{ext}"
-        fig.savefig(p, dpi=200 if ext == "png" else None)
+        fig.savefig(p, dpi=150 if ext == "png" else None)  # 150 dpi: sharp on screen, half the pixels of 200
         out.append(p)
     plt.close(fig)
     return out

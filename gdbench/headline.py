@@ -136,30 +136,44 @@ def versus(runs, traj, spec, *, width="single") -> Headline:
     best = bool(spec.get("best"))
     hue_cols = [k for k in _hue_columns(df, spec.get("hue")) if k != x]
     keys = _series_keys(df, hue_cols, exclude={x, "lr"} if best else {x}, x=x)
+    censored = spec["y"] in CENSORED
+    budgets = df.groupby(keys + [x], dropna=False)["iterations"].max().rename("budget").reset_index()
     if best:
         df = _at_best_step(df, keys + [x])
-    pts = _quantiles(df, keys + [x] + (["lr"] if best and x != "lr" else []), censored=spec["y"] in CENSORED)
+    pts = _quantiles(df, keys + [x] + (["lr"] if best and x != "lr" else []), censored=censored)
+    if censored:  # levels where half the runs (or, at the best step, every step) never got there
+        pts = pts.merge(budgets, on=keys + [x], how="outer")
     fig, ax = figures.new_figure(width)
     ax = ax[0, 0]
-    fits, n = [], 0
+    fits, n, never = [], 0, False
     style = _styles(pts, keys, max(len(hue_cols), 1))
     for name, part in figures.series(pts.sort_values(x), keys):
         colour, marker, ls = style(part.iloc[0])
-        line = ax.errorbar(part[x], part["median"], yerr=_bars(part), color=colour, marker=marker, ls=ls,
+        seen = part[part["median"].notna()]
+        line = ax.errorbar(seen[x], seen["median"], yerr=_bars(seen), color=colour, marker=marker, ls=ls,
                            capsize=2, lw=1, label=name)
+        if censored and part["median"].isna().any():  # open markers at the budget: "not within T"
+            lost = part[part["median"].isna()]
+            ax.plot(lost[x], lost["budget"], ls="none", marker=marker, mfc="none", color=colour)
+            never = True
         n += 1
         if spec.get("fit"):
-            said, slope = _fit_line(ax, df, part, keys, x, name, line.lines[0].get_color())
+            said, slope = _fit_line(ax, df, part, keys, x, name, colour)
             fits.append(said)
-            line.set_label(f"{name if keys else 'median'}: " + (f"slope {slope}" if slope else "no fit"))
+            line.set_label(f"{name if keys else 'fit'}: " + (f"slope {slope}" if slope else "no fit"))
+    if never:
+        ax.plot([], [], ls="none", marker="o", mfc="none", color="grey", label="open: not reached by T")
     _axes(ax, x, spec, pts[x], yname)
-    figures.legend(fig, ax, n if keys or spec.get("fit") else 0)
+    figures.legend(fig, ax, (n if keys or spec.get("fit") else 0) + never)
     _title(ax, spec, width)
-    pts = _named(pts, spec["y"], spec.get("at"))
+    pts = _named(pts.drop(columns=["budget"], errors="ignore"), spec["y"], spec.get("at"))
     pts.attrs["keys"] = keys + [x] + (["lr"] if best and x != "lr" else [])
+    several = bool((pts["runs"].fillna(0) > 1).any())
     caption = f"{_words(spec['y'], spec.get('at'))} against {_words(x)}" + \
         (" at each level's best step size" if best else "") + \
-        " (median over seeds; bars: interquartile range)." + "".join(fits)
+        (" (median over seeds; bars: interquartile range)." if several else " (one run per point).") + \
+        (" Open markers sit at the budget T where the median run never got there; they are not fitted."
+         if never else "") + "".join(fits)
     return Headline(fig, pts, caption)
 
 
@@ -265,6 +279,8 @@ def _axes(ax, x, spec, levels, yname) -> None:
         figures.level_ticks(ax, "x", levels)
     if spec.get("logy"):
         figures.log_scale(ax, "y")
+    elif spec["y"] in ("t_sep", "t_sep_stay", "n_increases", "transition_time"):
+        figures.integer_axis(ax)
     ax.set_xlabel(AXIS_LABELS.get(x, x))
     ax.set_ylabel(_ylabel(spec))
     ax.grid(alpha=0.3)
@@ -290,6 +306,8 @@ def curves(runs, traj, spec, *, width="double") -> Headline:
     if y not in ("log10_loss", "loss") and y not in traj:
         raise SpecError(f"y={y!r}: no such trajectory column (recorded: {', '.join(traj.columns)})")
     q = analysis.curve_quantiles(runs, traj, columns=(y,))
+    if spec.get("xscale") == "log":  # t = 0 has no place on a log axis (symlog keeps it)
+        q = q[q["iter"] >= 1]
     if spec.get("xmax") is not None:
         q = q[q["iter"] <= int(spec["xmax"])]
     keys = q.attrs["keys"]
@@ -388,15 +406,27 @@ def budget(runs, traj, spec, *, width="single") -> Headline:
                   "log10_final_loss": v, "exponent": fit["exponent"]} for T, v in med.items()]
     figures.log_scale(ax, "x")
     figures.level_ticks(ax, "x", ok["iterations"].unique())
+    _reference_slopes(ax, ok["iterations"].unique(), [r["log10_final_loss"] for r in rows])
     ax.set_xlabel("budget $T$ (iterations)")
     ax.set_ylabel(r"$\log_{10} F(W_T)$")
     ax.grid(alpha=0.3)
-    figures.legend(fig, ax, len(fits))
+    figures.legend(fig, ax, len(fits) + 2)
     table = pd.DataFrame(rows)
     table.attrs["keys"] = rest + ["schedule", "value", "iterations"]
     return Headline(fig, table, "The final loss F(W_T) against the budget T: solid lines scale the step with the "
                     "budget (η = c·T), dashed ones keep it fixed; the legend gives the fitted exponent of F_T in T "
                     "(reference −2 for η = c·T, −1 for a fixed η; Wu et al. 2024).")
+
+
+def _reference_slopes(ax, budgets, values) -> None:
+    """Grey guides of slope −1 and −2 in log F against log T (fixed η, and η = c·T by Wu et al.),
+    from the smallest budget at the top of the data."""
+    t = np.array(sorted(budgets), float)
+    if len(t) < 2 or not values:
+        return
+    top = np.nanmax(values)
+    for slope, ls in ((-1, ":"), (-2, "-.")):
+        ax.plot(t, top + slope * np.log10(t / t[0]), color="grey", ls=ls, lw=0.9, label=f"slope {slope} (guide)".replace("-", "−"))
 
 
 def gap(runs, traj, spec, *, width="single") -> Headline | None:

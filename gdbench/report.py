@@ -58,13 +58,14 @@ CAPTIONS = {
     "perceptron": "Medians over seeds of the final and largest gap ‖W_t/γ − Ŵ_t‖/‖Ŵ_t‖ to the batch-perceptron "
                   "companion, and of the fraction of iterations with identical misclassified sets.",
 }
+MAX_READ_ROWS = 60  # a headline's points table longer than this is written as CSV only
 PAPER_COLUMNS = {  # what a LaTeX table shows by default (≤ 8 columns with the keys); CSV has all
     "summary": ["runs", "separated", "t_sep_median", "non_monotone", "n_increases", "transition_time"],
     "rates": ["separated", "t_sep_median", "final_loss", "rate_slope", "best"],
     "oscillation": ["non_monotone", "n_increases", "transition_time", "peak_ratio", "max_jump"],
     "acceleration": ["best_lr", "t_sep_median", "baseline_t_sep", "acceleration"],
-    "scaling_d": ["levels", "exponent", "ci_low", "ci_high", "r2"],
-    "scaling_n": ["levels", "exponent", "ci_low", "ci_high", "r2"],
+    "scaling_d": ["exponent", "ci_low", "ci_high", "levels"],
+    "scaling_n": ["exponent", "ci_low", "ci_high", "levels"],
     "budget": ["budgets", "exponent", "ci_low", "ci_high", "r2"],
     "perceptron": ["final_gap", "max_gap", "agree_frac"],
 }
@@ -112,6 +113,7 @@ def build(sweep_dir, *, by=None, t0: int = 10, n_boot: int = 1000, columns: dict
     writer = _Writer(out, columns or {}, make_figures, previous, figure_width)
 
     sections = writer.headlines(specs, runs, traj)
+    by = analysis.group_columns(runs, by)  # once: every table groups by the same keys
     made = tables(runs, traj, by=by, t0=t0, n_boot=n_boot)
     sections += [writer.table(name, t) for name, t in made.items()]
     if make_figures:
@@ -210,8 +212,14 @@ class _Writer:
         self.written, self.tables, self.figures, self.pending = [], {}, [], []
 
     def _table_files(self, stem: str, table: pd.DataFrame, title: str, paper) -> list:
+        """CSV always; Markdown and LaTeX for a table a reader reads (a curve's thousands of
+        points are data for a plot, not a table for a paper)."""
         base = self.out / "tables" / stem
         table.drop(columns=[c for c in table.columns if c.startswith("_")]).to_csv(f"{base}.csv", index=False)
+        if len(table) > MAX_READ_ROWS:
+            self.written.append(f"tables/{stem}.csv")
+            self.tables[stem] = [f"{base}.csv"]
+            return [f"tables/{stem}.csv"]
         Path(f"{base}.md").write_text(f"**{title}**\n\n" + render.to_markdown(table, columns=self.columns.get(stem)) + "\n")
         latex_cols = self.columns.get(stem) or render.paper_columns(table, paper)
         Path(f"{base}.tex").write_text(render.to_latex(table, columns=latex_cols, caption=title))
@@ -277,7 +285,7 @@ class _Writer:
                 figures.plt.close(got.figure)
             sections.append(index.Section(slug=stem, title=title, group="Headline figures",
                                           caption=(spec.get("caption") or "") + (" " if spec.get("caption") else "")
-                                          + got.caption, table=got.table if len(got.table) <= 40 else None,
+                                          + got.caption, table=got.table if len(got.table) <= MAX_READ_ROWS else None,
                                           files=files, images=images))
         return sections
 

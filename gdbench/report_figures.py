@@ -31,7 +31,8 @@ def sections(writer, runs, traj, made, *, by=None) -> list:
                                      LOSS_CAPTION))
     out += _heatmaps(writer, made)
     osc = made["oscillation"]
-    if "lr" in osc and osc["lr"].nunique() > 1 and osc["transition_time"].notna().any():
+    # τ ≤ 1 everywhere (no unstable phase, or one step of it) draws flat lines that say nothing
+    if "lr" in osc and osc["lr"].nunique() > 1 and osc["transition_time"].max() > 1:
         out.append(writer.figure("transition_time", figures.transition_time(osc, width=writer.width),
                                  "Transition time against the step size",
                                  "τ, the last iteration at which the loss increased (median over seeds), against η; "
@@ -42,6 +43,8 @@ def sections(writer, runs, traj, made, *, by=None) -> list:
         for i, (slug, name, part) in enumerate(facets(made[f"scaling_{x}"])):
             if i >= MAX_FACETS:
                 break
+            if part["exponent"].isna().all():  # no fit anywhere (< 3 levels): the table says why
+                continue
             fig = figures.tsep_scaling(runs, part, x=x, by=by, title=None if name == "all runs" else name,
                                        width=writer.width)
             out.append(writer.figure(f"t_sep_vs_{x}" + ("" if slug == "all" else f"_{slug}"), fig,
