@@ -107,6 +107,14 @@ def level_ticks(ax, axis: str, levels, *, steps: bool = False) -> None:
     a.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: step_label(v) if steps else f"{v:g}"))
 
 
+class _MinorLabels(matplotlib.ticker.LogFormatter):
+    """LogFormatter's choice of which minor ticks to label (only on short axes), written plainly
+    (0.4, 30) instead of 4e−01."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
 def log_scale(ax, axis: str = "x", *, symlog: bool = False) -> None:
     """A log (or symmetric-log, which keeps t = 0) axis labelled 0, 1, 10, 10², … as plain text."""
     a = ax.xaxis if axis == "x" else ax.yaxis
@@ -116,7 +124,7 @@ def log_scale(ax, axis: str = "x", *, symlog: bool = False) -> None:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     a.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: "0" if v == 0 else _decade(v)))
     # an axis spanning under ~1.5 decades would show one labelled tick or none: label 2, 3, 5 × 10ᵏ too
-    a.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 1)))
+    a.set_minor_formatter(_MinorLabels(labelOnlyBase=False, minor_thresholds=(1.5, 1)))
     if symlog:
         a.set_minor_locator(matplotlib.ticker.NullLocator())  # symlog minors: thousands of ticks
 
