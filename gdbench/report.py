@@ -211,12 +211,12 @@ class _Writer:
         self.out, self.columns, self.make_figures, self.previous, self.width = out, columns, make_figures, previous, width
         self.written, self.tables, self.figures, self.pending = [], {}, [], []
 
-    def _table_files(self, stem: str, table: pd.DataFrame, title: str, paper) -> list:
-        """CSV always; Markdown and LaTeX for a table a reader reads (a curve's thousands of
-        points are data for a plot, not a table for a paper)."""
+    def _table_files(self, stem: str, table: pd.DataFrame, title: str, paper, *, points: bool = False) -> list:
+        """CSV always; Markdown and LaTeX too, except for a headline's long points table (a
+        curve's thousands of points are data for a plot, not a table for a paper)."""
         base = self.out / "tables" / stem
         table.drop(columns=[c for c in table.columns if c.startswith("_")]).to_csv(f"{base}.csv", index=False)
-        if len(table) > MAX_READ_ROWS:
+        if points and len(table) > MAX_READ_ROWS:
             self.written.append(f"tables/{stem}.csv")
             self.tables[stem] = [f"{base}.csv"]
             return [f"tables/{stem}.csv"]
@@ -275,7 +275,7 @@ class _Writer:
                 sections.append(index.Section(slug=stem, title=title, group="Headline figures",
                                               caption=f"Not drawn: {why}."))
                 continue
-            files = self._table_files(stem, got.table, title, [])
+            files = self._table_files(stem, got.table, title, [], points=True)
             images = []
             if self.make_figures:
                 rel = self._figure_files(stem, got.figure)
@@ -284,8 +284,8 @@ class _Writer:
             else:
                 figures.plt.close(got.figure)
             sections.append(index.Section(slug=stem, title=title, group="Headline figures",
-                                          caption=(spec.get("caption") or "") + (" " if spec.get("caption") else "")
-                                          + got.caption, table=got.table if len(got.table) <= MAX_READ_ROWS else None,
+                                          caption=" ".join(c for c in (spec.get("caption"), got.caption[:1].upper()
+                                                                         + got.caption[1:]) if c), table=got.table if len(got.table) <= MAX_READ_ROWS else None,
                                           files=files, images=images))
         return sections
 

@@ -93,6 +93,8 @@ def _panel_chunks(curves, panel: list, per: int = 4):
 
 def slug(text: str) -> str:
     """A file-name-safe form of a label."""
+    for a, b in (("μ", "mu"), ("η", "eta"), ("γ", "gamma"), ("τ", "tau")):
+        text = text.replace(a, b)
     return re.sub(r"[^A-Za-z0-9=.+-]+", "_", text).strip("_")[:80] or "all"
 
 
