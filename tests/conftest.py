@@ -78,3 +78,18 @@ def _wait_nodes(env, address, count, timeout=90):
             return
         time.sleep(2)
     raise RuntimeError(f"the Ray cluster at {address} did not reach {count} nodes: {out.stderr[-2000:]}")
+
+
+def synthetic_runs(rows, **defaults):
+    """A runs table built by hand for analysis tests: each row's values over a plain successful
+    logistic-loss GD run (`defaults` add or change those), run ids r0, r1, …, and the nullable
+    integer columns as the store writes them."""
+    import numpy as np
+    import pandas as pd
+    base = {"dataset": "synthetic", "loss": "logistic", "algorithm": "gd", "status": "ok", "iterations": 100,
+            "transition_time": 0, "final_loss": 0.1, "final_log_loss": np.log(0.1), "n_increases": 0, **defaults}
+    df = pd.DataFrame([{**base, **r} for r in rows])
+    df["run_id"] = [f"r{i}" for i in range(len(df))]
+    for c in ("t_sep", "transition_time", "n_increases"):
+        df[c] = df[c].astype("Int64")
+    return df

@@ -4,16 +4,11 @@ import pandas as pd
 import pytest
 
 from gdbench import analysis
+from conftest import synthetic_runs
 
 
 def _runs(rows):
-    base = {"dataset": "synthetic", "loss": "logistic", "algorithm": "gd", "status": "ok", "iterations": 100,
-            "transition_time": 0, "final_loss": 0.1, "final_log_loss": np.log(0.1), "n_increases": 0}
-    df = pd.DataFrame([{**base, **r} for r in rows])
-    df["run_id"] = [f"r{i}" for i in range(len(df))]
-    for c in ("t_sep", "transition_time", "n_increases"):
-        df[c] = df[c].astype("Int64")
-    return df
+    return synthetic_runs(rows)
 
 
 def test_rate_fit_recovers_a_power_law_after_the_transition():
