@@ -223,7 +223,7 @@ def html_table(table: pd.DataFrame, columns=None) -> str:
     head = "".join(f'<th scope="col" tabindex="0" title="sort by this column" data-col="{html.escape(str(c))}">'
                    f"{html.escape(render.header(c))}</th>" for c in df.columns)
     rows = []
-    for (_, raw), (_, shown) in zip(table.iterrows(), df.iterrows()):
+    for raw, shown in zip(table.to_dict("records"), df.to_dict("records")):  # dicts: no Series per row
         cells = "".join(f'<td class="{"k" if c in keys else "v"}" data-v="{html.escape(_sort_value(raw[c]))}">'
                         f"{html.escape(str(shown[c]))}</td>" for c in df.columns)
         rows.append(f"<tr>{cells}</tr>")

@@ -28,6 +28,7 @@ plt.rcParams.update({
     "ytick.labelsize": 7, "figure.dpi": 150, "pdf.fonttype": 42, "ps.fonttype": 42,
     "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO), "lines.linewidth": 1.2, "lines.markersize": 4,
     "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
+    "pdf.compression": 1,  # zlib's fastest level: a few % larger PDFs, drawn noticeably faster
 })
 
 
@@ -217,10 +218,12 @@ def clipped_texts(fig: plt.Figure) -> list[str]:
 
 def save(fig: plt.Figure, path_stem) -> list:
     """Write `<stem>.png` and `<stem>.pdf`; close the figure; return the paths."""
-    out = []
-    for ext in ("png", "pdf"):
-        p = f"{path_stem}.{ext}"
-        fig.savefig(p, dpi=150 if ext == "png" else None)  # 150 dpi: sharp on screen, half the pixels of 200
-        out.append(p)
+    png, pdf = f"{path_stem}.png", f"{path_stem}.pdf"
+    fig.savefig(png, dpi=150)  # 150 dpi: sharp on screen, half the pixels of 200
+    try:  # the PNG's draw laid the figure out; the PDF keeps that layout instead of solving it again
+        fig.set_layout_engine("none")
+    except RuntimeError:  # a colour bar ties the figure to its layout engine: lay it out again
+        pass
+    fig.savefig(pdf)
     plt.close(fig)
-    return out
+    return [png, pdf]

@@ -140,7 +140,7 @@ def _column_scale(series: pd.Series) -> float:
     return float(v.max()) if len(v) else 0.0
 
 
-def missing_reason(row: pd.Series, col: str) -> str:
+def missing_reason(row, col: str) -> str:
     """The footnote mark of a missing cell: a reason the table's own row says (`_reasons` of the
     analysis tables, `no_fit`), else from its status counts, else by the column's kind."""
     reason = None
@@ -188,7 +188,7 @@ def display_frame(table: pd.DataFrame, *, latex: bool = False, columns=None) -> 
     keys = set(table.attrs.get("keys", []))
     scale = {c: _column_scale(table[c]) for c in cols if c in FITTED}
     used, rows = set(), []
-    for _, row in table.iterrows():
+    for row in table.to_dict("records"):  # plain dicts: iterrows builds a Series per row
         flags = row.get("_marks") if isinstance(row.get("_marks"), dict) else {}
         cells = {}
         for c in cols:

@@ -3,8 +3,8 @@
 The implicit-acceleration ratio and the scaling exponents compare models at their best step size.
 That choice is an artefact of the grid when the best step sits at the grid's edge (a larger or
 smaller one might be better still) or next to a step where every run diverged (the optimum is
-against a cliff the grid resolves coarsely). Seen in a real dimension study: such a best step
-gave an exponent of 0.43 [0.24, 0.63]; a finer grid gave 0.10. So the tables flag those levels
+against a cliff the grid resolves coarsely); in a real dimension study such levels made a
+scaling exponent several times larger than a finer grid gave. So the tables flag those levels
 (footnote mark "e") and report ties as ties (mark "t"): the batch perceptron from 0 has the same
 t_sep at every step size, and no tie-break should pretend otherwise.
 
