@@ -59,11 +59,15 @@ def main() -> None:
 
 
 def collect(argv=None) -> None:
-    from gdbench.store import Store
+    from gdbench.store import Store, SweepLocked, writer_lock
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not Path(args[0]).is_dir():
         sys.exit("usage: gdbench-collect <sweep_dir>  (an existing gdbench sweep directory)")
-    runs = Store(args[0]).collect()
+    try:
+        with writer_lock(args[0]):  # runs.parquet has one writer: a running sweep rebuilds it itself
+            runs = Store(args[0]).collect()
+    except SweepLocked as e:
+        sys.exit(f"gdbench-collect: {e}")
     print(f"{args[0]}: {len(runs)} finished runs")
     if len(runs):
         print(summary_table(runs))

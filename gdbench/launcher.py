@@ -24,7 +24,7 @@ from omegaconf import OmegaConf, open_dict
 
 import gdbench
 from gdbench import cells, grid
-from gdbench.store import Store
+from gdbench.store import Store, writer_lock
 
 log = logging.getLogger("gdbench")
 
@@ -46,7 +46,13 @@ def job_config(cfg) -> dict:
 def execute(runs: list, settings: dict, sweep_dir, overrides=(), in_process: bool = False) -> dict:
     """Validate and plan every run, then run what is not finished yet, into `sweep_dir`."""
     try:
-        return _execute(runs, settings, sweep_dir, overrides, in_process)
+        if settings.get("plan"):  # a dry run writes no results: no lock needed
+            return _execute(runs, settings, sweep_dir, overrides, in_process)
+        with writer_lock(sweep_dir) as left:  # one writer per sweep directory, for the whole sweep
+            if left:
+                print(f"note: the last gdbench on {sweep_dir} ({left}) stopped without finishing; "
+                      "resuming what it left", file=sys.stderr)
+            return _execute(runs, settings, sweep_dir, overrides, in_process)
     finally:  # Ray is stopped in the background while the store, summary and report are written
         if "gdbench.scheduler" in sys.modules:
             sys.modules["gdbench.scheduler"].wait_shutdown()

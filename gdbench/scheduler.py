@@ -54,8 +54,11 @@ def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, sh
         saved = {k: os.environ.get(k) for k in worker_env}
         os.environ.update(worker_env)
         try:
-            ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 2**20, include_dashboard=False,
-                     runtime_env=env or None, log_to_driver=False)
+            # address="local": always a new instance of our own — without it, Ray joins whatever
+            # its temp folder's ray_current_cluster file names (a local cluster someone else runs,
+            # or a stale file from one that was killed) and then rejects object_store_memory
+            ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_mb * 2**20,
+                     include_dashboard=False, runtime_env=env or None, log_to_driver=False)
         finally:
             for k, v in saved.items():
                 if v is None:
