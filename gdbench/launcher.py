@@ -111,7 +111,7 @@ def _run_plan(p, store, settings: dict, in_process: bool) -> dict:
                              compile=bool(settings.get("compile")),
                              local_num_cpus=cluster.get("num_cpus"), object_store_mb=cluster["object_store_mb"],
                              ship_code=cluster.get("ship_code", False), progress=settings["progress"],
-                             background_shutdown=True)
+                             background_shutdown=True, connect_timeout_s=cluster.get("connect_timeout_s") or 30)
     if p.tasks:  # the single-run path: no Ray, the engine in this process
         s = time.perf_counter()
         for task in p.tasks:

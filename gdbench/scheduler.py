@@ -11,6 +11,7 @@ environment on every node), or, with `cluster.ship_code: true`, through Ray's ru
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -39,11 +40,32 @@ def _execute(task, device, compile, num_threads, keys, *arrays):
     return out
 
 
+class ClusterUnreachable(RuntimeError):
+    pass
+
+
+def check_reachable(address: str, timeout_s: float) -> None:
+    """Fail within `timeout_s` when nothing answers at a host:port address (ray://host:port
+    too): Ray's own connect retries for minutes before it gives up. `auto` is Ray's to resolve."""
+    host_port = address.split("://", 1)[-1]
+    if address == "auto" or ":" not in host_port:
+        return
+    host, port = host_port.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as e:
+        why = "timed out" if isinstance(e, socket.timeout) else (getattr(e, "strerror", None) or str(e))
+        raise ClusterUnreachable(f"cluster.address={address}: nothing answers there ({why}, within "
+                                 f"cluster.connect_timeout_s={timeout_s:g} s); start the head node "
+                                 "(ray start --head) or correct the address") from None
+
+
 def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, ship_code: bool,
-          num_threads: int) -> dict:
+          num_threads: int, connect_timeout_s: float = 30.0) -> dict:
     worker_env = {**WORKER_ENV, "OMP_NUM_THREADS": str(num_threads)}
     env = {"py_modules": [str(Path(gdbench.__file__).parent)]} if ship_code else {}
     if address:
+        check_reachable(address, connect_timeout_s)
         env["env_vars"] = worker_env  # an existing cluster: workers get the variables per job
         ray.init(address=address, runtime_env=env, log_to_driver=False)
     else:
@@ -71,7 +93,8 @@ def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, sh
 def run(plan: cells.Plan, store, *, address=None, num_cpus: float = 1, num_gpus: float = 0.0,
         device: str = "cpu", compile: bool = False, local_num_cpus: int | None = None, object_store_mb: int = 512,
         ship_code: bool = False, max_in_flight: int | None = None, progress: bool = True,
-        extra_columns: dict | None = None, background_shutdown: bool = False) -> dict:
+        extra_columns: dict | None = None, background_shutdown: bool = False,
+        connect_timeout_s: float = 30.0) -> dict:
     """Schedule every task of `plan`, write each finished chunk to `store` as it arrives.
     Returns timings and counts. Ctrl-C cancels what is in flight; finished chunks stay.
     background_shutdown: after a normal finish, disconnect (and stop the embedded instance) in a
@@ -80,7 +103,7 @@ def run(plan: cells.Plan, store, *, address=None, num_cpus: float = 1, num_gpus:
     timings = {}
     t0 = time.perf_counter()
     resources = start(address, num_cpus=local_num_cpus, object_store_mb=object_store_mb,
-                      ship_code=ship_code, num_threads=max(1, int(num_cpus)))
+                      ship_code=ship_code, num_threads=max(1, int(num_cpus)), connect_timeout_s=connect_timeout_s)
     timings["ray_start_s"] = time.perf_counter() - t0
     try:
         if device.startswith("cuda"):

@@ -143,3 +143,13 @@ def test_a_truncated_chunk_is_skipped_not_a_traceback(tmp_path):
     proc = subprocess.run([str(BIN / "gdbench-collect"), str(tmp_path / "sw")], capture_output=True, text=True,
                           env=cli_env(), timeout=300)
     assert proc.returncode == 0 and chunk.stem in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_address_where_nothing_answers_fails_fast_and_says_so(tmp_path):
+    # port 1 on loopback: nothing listens there; Ray alone would retry for minutes
+    start = time.perf_counter()
+    proc = gdbench(*SWEEP, "cluster=address", "cluster.address=127.0.0.1:1", "cluster.connect_timeout_s=5",
+                   "hydra.sweep.dir=sw", cwd=tmp_path, check=False, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and time.perf_counter() - start < 60
+    assert "cluster.address=127.0.0.1:1: nothing answers there" in out and "ray start --head" in out, out
