@@ -10,7 +10,7 @@ also with `compile=True` (torch.compile; its one-off compilation time is printed
 The engine's and the naive loop's times are each the better of two runs; each case's peak is the
 best of six matmul timings taken right before and after its engine runs. `scale` < 1 shortens
 the naive loop (it times a fraction of the runs).
-Sets the glibc allocator variables of the RUNBOOK by re-executing itself (as the Ray workers do).
+Sets the glibc allocator variables of docs/design.md §8 by re-executing itself (as the Ray workers do).
 """
 import math
 import os

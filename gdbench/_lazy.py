@@ -2,7 +2,7 @@
 
 Why: the driver of a sweep validates every run by instantiating its catalogue objects (models,
 losses, algorithms), but it never computes with them — the Ray workers do. Importing torch costs
-≈ 2 s of CPU on the 2-core development machine, so the catalogue modules import torch lazily and
+seconds of CPU (see the README's speed section), so the catalogue modules import torch lazily and
 the driver of `gdbench -m …` never loads it; a worker loads it on its first tensor operation.
 
 This is the recipe of the importlib documentation ("Implementing lazy imports"): the module is

@@ -1,4 +1,4 @@
-"""Full-batch update rules over the batched state (DESIGN §1).
+"""Full-batch update rules over the batched state (docs/design.md §1).
 
 Every direction is D = Σ_i c_i ∇_W g(x_i; W) for per-sample coefficients c (R, n) that depend
 only on the margins; the model's `vjp` turns c into D. An algorithm therefore provides:

@@ -1,4 +1,4 @@
-"""Analysis: the `runs` and `trajectory` tables of a sweep → aggregated tables and fits (DESIGN §2).
+"""Analysis: the `runs` and `trajectory` tables of a sweep → aggregated tables and fits (docs/design.md §2).
 
 Every function takes DataFrames (as returned by `gdbench.load`) and returns a DataFrame, so a user
 can rebuild any table of the report in a notebook with other groupings.

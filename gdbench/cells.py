@@ -1,4 +1,4 @@
-"""Runs → cells → tasks, and the execution of one task (DESIGN §3). No Ray here.
+"""Runs → cells → tasks, and the execution of one task (docs/design.md §3). No Ray here.
 
 `plan(runs)` validates every run (instantiating its catalogue objects; nothing is scheduled before
 the whole grid passes), loads each distinct dataset once, groups runs into cells (equal
@@ -9,7 +9,7 @@ Task sizing rule (documented, testable): the cost of a chunk of R replicas of a 
     seconds ≈ (T + 1) · (OVERHEAD_S + R · model.matmul_flops(1, n, d) / FLOPS)
 
 (OVERHEAD_S: the per-iteration interpreter cost of the engine, FLOPS: a conservative achieved
-matmul rate; both measured on the 2-core development machine). A cell is split into chunks of at
+matmul rate; both constants below, set from benchmarks/engine.py on a small CPU machine). A cell is split into chunks of at
 most `max_replicas` replicas and at most ≈ 4·task_seconds each; consecutive chunks are then packed
 into one task until it reaches ≈ task_seconds, so tiny cells share a task and big ones are split.
 `min_tasks` (the number of worker slots, when known) lowers that target to total/min_tasks and

@@ -37,7 +37,7 @@ def main() -> None:
 
     By the time Hydra returns, every result is on disk, every message printed and the embedded
     Ray stopped (the launcher waits for it); what is left is the interpreter's teardown of the
-    modules it loaded (≈ 0.5 s on 2 cores), which os._exit skips. A Ctrl-C (KeyboardInterrupt,
+    modules it loaded (a noticeable share of a small sweep's time), which os._exit skips. A Ctrl-C (KeyboardInterrupt,
     which Hydra lets through) exits with 130 by the ordinary path instead, so that Ray's own exit
     hook stops an instance it may have interrupted while starting; the launcher has already said
     what is kept."""

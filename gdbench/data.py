@@ -1,4 +1,4 @@
-"""Datasets: x as an (n, d) float64 array, y ∈ {−1, +1}^n (DESIGN §1). Nothing is downloaded.
+"""Datasets: x as an (n, d) float64 array, y ∈ {−1, +1}^n (docs/design.md §1). Nothing is downloaded.
 
 Every dataset is one function decorated with `@dataset`, which adds the options shared by all
 of them (keyword-only, applied in this order):
@@ -167,7 +167,7 @@ def margin_2d(n_pos: int = 50, n_neg: int = 50, margin: float = 0.1, width: floa
 
 @dataset
 def many_easy_one_hard(d: int = 32, eps: float = 0.5, s: float = 0.5):
-    """Candidate for the dimension study (PAPERS.md, ours): n = d − 1 unit-norm samples; with
+    """Candidate for the dimension study (docs/design.md §7, ours): n = d − 1 unit-norm samples; with
     u = e_{d−2}, v = e_{d−1}: easy x_i = √(1−ε²) u + ε e_i (i < d − 2, label +1) and one hard
     x_h = s u − √(1−s²) v (label −1). Separable with a constant margin; linear GD from 0 is slow."""
     _positive_int("data.d", d, 3)
@@ -184,7 +184,7 @@ def many_easy_one_hard(d: int = 32, eps: float = 0.5, s: float = 0.5):
 
 @dataset
 def signed_chain(d: int = 32, *, seed: int = 0):
-    """Candidate for the dimension study (PAPERS.md, ours): x_k = (e_k − e_{k+1})/√2 for k < d,
+    """Candidate for the dimension study (docs/design.md §7, ours): x_k = (e_k − e_{k+1})/√2 for k < d,
     x_d = e_d, each sample and its label multiplied by a random sign. A first-order linear method
     from 0 uncovers at most one new coordinate per step, so it needs ≥ d − 1 steps."""
     _positive_int("data.d", d, 2)

@@ -1,16 +1,16 @@
-"""One cell = one batched tensor program (DESIGN §3). Pure torch: no Ray, Hydra or pandas here.
+"""One cell = one batched tensor program (docs/design.md §3). Pure torch: no Ray, Hydra or pandas here.
 
 A cell is R runs that share the data, the model shape, the loss and the algorithm kind, and differ
 in step size and initialization seed. Every parameter tensor carries a leading replica axis, so one
 iteration for all R runs is one forward GEMM and one backward GEMM.
 
 Per iteration t = 0..T the engine computes the margins z = y·g(x; W_t), the loss in the log domain
-(log F = logsumexp_i log ℓ(z_i) − log n), the algorithm's direction, the DESIGN §2 online metrics,
+(log F = logsumexp_i log ℓ(z_i) − log n), the algorithm's direction, the docs/design.md §2 online metrics,
 and, at the recorded iterations, a trajectory row per replica; then it steps. A replica whose
 parameters or margins become non-finite is frozen at its last finite state and marked diverged at
 that iteration; the others go on undisturbed.
 
-Perceptron companion (DESIGN §1, the reduction): for GD with step γ and a model that is
+Perceptron companion (docs/design.md §1, the reduction): for GD with step γ and a model that is
 1-homogeneous in its trained parameters, U_t = W_t/γ obeys U_{t+1} = U_t + (1/n) Σ σ(−γ z_i(U_t))
 y_i ∇g_i(U_t), whose γ → ∞ limit is the batch perceptron from U_0 — provided the margins
 γ z_i(U_0) diverge, i.e. U_0 is held fixed. So with `companion=True` the perceptron starts at the
@@ -128,7 +128,7 @@ def _norm(params: dict[str, torch.Tensor]) -> torch.Tensor:
     for v in params.values():
         sq = torch.square(v)  # keeps v's memory layout
         # Sum the non-replica dims outermost-first in memory order: for the d-major two-layer W
-        # that is about 2x faster than one vector_norm over (m, d), and it runs every iteration.
+        # that is faster than one vector_norm over (m, d), and it runs every iteration.
         for dim in sorted(range(1, v.dim()), key=v.stride, reverse=True):
             sq = sq.sum(dim, keepdim=True)
         sq = sq.reshape(v.shape[0])
@@ -187,8 +187,8 @@ def _two_iterations(model, loss, algorithm, trained, fixed, state, X, Y, lr, act
                     log_eps, tt, started):
     """Iterations t and t + 1 as one program: the second starts from the first's candidate
     iterate, state and counters. For compile=True, where a call's fixed cost (dynamo's guards on
-    ~20 inputs, the Python around them) is ~8% of a small two-layer iteration on the 2-core
-    development machine; the pair halves it. The second iteration is what a call at t + 1 would
+    ~20 inputs, the Python around them) is a visible share of a small two-layer iteration; the
+    pair halves it (benchmarks/engine.py measures the effect). The second iteration is what a call at t + 1 would
     return as long as the first froze no replica and kept the fast log-loss; otherwise the
     engine discards it and goes on one iteration at a time (as it does at the end of the run)."""
     first = _iteration(model, loss, algorithm, trained, fixed, state, X, Y, lr, active, diverged_at, counters,
@@ -217,12 +217,10 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     divergence checks, online metrics) through torch.compile, which fuses its elementwise passes
     and small ops, two iterations per call (`_two_iterations`) while every replica is live and
     the loss is in the fast range. Worth it for long runs of small cells, where those passes and
-    ops are most of the time (on the 2-core development machine, benchmarks/engine.py: ~1.5x for
-    a two-layer cell n=100, d=50, m=32, R=256, which then runs at 40-45% of the float64 matmul
-    peak; ~2x for the linear one; ~1.1x for the medium cells). It costs a compilation per
-    distinct cell shape (~10-20 s on that CPU, and another once a replica diverges or the loss
-    underflows; cached on disk by torch across processes) and needs a C++ compiler on CPU or
-    Triton on CUDA. Results agree with the eager path to rounding.
+    ops are most of the time (benchmarks/engine.py measures it; the README's speed section has
+    the figures). It costs a compilation per distinct cell shape (and another once a replica
+    diverges or the loss underflows; cached on disk by torch across processes) and needs a C++
+    compiler on CPU or Triton on CUDA. Results agree with the eager path to rounding.
     """
     start = time.perf_counter()
     x_np, y_np = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
@@ -275,7 +273,7 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     def log_mean_loss(z):
         """log F = log((1/n) Σ_i ℓ(z_i)). Fast route: the log of the mean, exact to rounding while
         F is comfortably inside the dtype's range; else (a loss below ~1e-289 or above ~1e289 in
-        float64, or non-finite) the log-domain route logsumexp_i log ℓ(z_i) − log n (DESIGN §1),
+        float64, or non-finite) the log-domain route logsumexp_i log ℓ(z_i) − log n (docs/design.md §1),
         which stays finite where F underflows."""
         log_F = torch.log(loss.value(z).mean(-1))
         fast = log_F.abs() < fast_bound

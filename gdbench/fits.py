@@ -1,4 +1,4 @@
-"""Fits of the analysis stage (DESIGN §2, "computed afterwards"): the per-run rate slope of
+"""Fits of the analysis stage (docs/design.md §2, "computed afterwards"): the per-run rate slope of
 log F_t on log t over the stable window, log-log power laws, and their bootstrap intervals over
 seeds. numpy/pandas only; `gdbench.analysis` builds the tables from them (and re-exports them).
 """

@@ -1,4 +1,4 @@
-"""Resolved job configs → runs (DESIGN §3). No Hydra import: configs arrive as plain dicts.
+"""Resolved job configs → runs (docs/design.md §3). No Hydra import: configs arrive as plain dicts.
 
 A *run* is one (dataset, model, loss, algorithm, step size, seed, budget). Its `run_id` is a stable
 hash of everything that determines its numbers; its `cell_key` is the same hash without the step
@@ -57,7 +57,7 @@ class Run:
         return int(self.config["seed"])
 
     def columns(self, names: dict) -> dict:
-        """The configuration as columns of the runs table (DESIGN §4): short names (`names` gives
+        """The configuration as columns of the runs table (docs/design.md §4): short names (`names` gives
         the catalogue names of dataset, model, loss and algorithm), then every section key
         flattened as `section.key`."""
         c = self.config

@@ -1,4 +1,4 @@
-"""Hydra's multirun → one batched sweep (DESIGN §3).
+"""Hydra's multirun → one batched sweep (docs/design.md §3).
 
 `GdbenchLauncher` is a Hydra launcher (registered as `hydra/launcher=gdbench` by the plugin in
 hydra_plugins/): instead of running N jobs, it composes each job's config, turns them into runs,
@@ -207,8 +207,8 @@ class GdbenchLauncher(Launcher):
 
     def _compose(self, overrides: list) -> tuple[dict, object]:
         """A job's resolved config as plain data (without the `hydra` node), and the Hydra config
-        it was composed with. Hydra's load_sweep_config re-composes from scratch (≈ 0.15 s a
-        job), so compose once per distinct set of config-group choices; a job's plain
+        it was composed with. Hydra's load_sweep_config re-composes from scratch (expensive per
+        job on a large grid), so compose once per distinct set of config-group choices; a job's plain
         `key=value` overrides of existing keys are then set on a copy of that config's plain data
         (what Hydra would do, at a fraction of the cost); any other override (`+key`, `~key`,
         interpolations, unknown keys, hydra.*) goes through Hydra's own override machinery, so

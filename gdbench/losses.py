@@ -1,4 +1,4 @@
-"""Losses of the margin z = y·g(x; W) (DESIGN §1).
+"""Losses of the margin z = y·g(x; W) (docs/design.md §1).
 
 Every loss is a small stateless class with the same four methods, each taking margins of any
 shape and returning per-sample values of that shape (the caller reduces):

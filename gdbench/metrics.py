@@ -1,4 +1,4 @@
-"""Per-iteration online metrics over R replicas (DESIGN §2). Pure torch, no host syncs.
+"""Per-iteration online metrics over R replicas (docs/design.md §2). Pure torch, no host syncs.
 
 `OnlineMetrics.update` is called once per iteration t = 0, 1, …, T with per-replica scalars and an
 `active` mask (False once a replica has diverged); inactive replicas are left untouched. All

@@ -1,4 +1,4 @@
-"""Models g(x; W), batched over a leading replica axis R (DESIGN §1, §3).
+"""Models g(x; W), batched over a leading replica axis R (docs/design.md §1, §3).
 
 Every model exposes the same interface, so the algorithms never look inside:
 
@@ -109,7 +109,7 @@ OUTER_MODES = ("alternating", "random_sign", "gaussian")
 
 @dataclass(frozen=True)
 class TwoLayer:
-    """g(x; W, a) = s · Σ_{j=1..m} a_j φ(w_jᵀx)  (DESIGN §1).
+    """g(x; W, a) = s · Σ_{j=1..m} a_j φ(w_jᵀx)  (docs/design.md §1).
 
     width m; activation φ (leaky_relu uses `alpha`); scale s ∈ {"1", "1/m", "1/sqrt_m"};
     train ∈ {"inner", "outer", "both"}; outer weights "alternating" (+1, −1, …), "random_sign" or
@@ -181,9 +181,9 @@ class TwoLayer:
         return trained, fixed
 
     # Layout: hidden pre-activations are kept as Hᵀ of shape (n, R, m), so that both big GEMMs,
-    # Hᵀ = X Wᵀ and ∇_W = Xᵀ P, put the long R·m axis in the output's columns — measured on the
-    # 2-core development machine about 1.5× faster than the (R·m, n) layout for the small cells
-    # of the theory papers (K = d or n is small there).
+    # Hᵀ = X Wᵀ and ∇_W = Xᵀ P, put the long R·m axis in the output's columns — faster than the
+    # (R·m, n) layout for the small cells of the theory papers, where K = d or n is small
+    # (benchmarks/engine.py).
     def forward(self, trained: Params, fixed: Params, x: torch.Tensor):
         W = trained.get("W", fixed.get("W"))
         a = trained.get("a", fixed.get("a"))

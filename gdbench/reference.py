@@ -1,4 +1,4 @@
-"""The naive route: one run at a time, autograd, plain torch formulas written from DESIGN §1.
+"""The naive route: one run at a time, autograd, plain torch formulas written from docs/design.md §1.
 
 It shares no code with the engine's models, losses or algorithms, which makes it the test oracle
 for the closed-form gradients and the batched engine, and the baseline of `benchmarks/engine.py`
@@ -26,7 +26,7 @@ LOSS = {
 
 
 def output(model, params: dict, fixed: dict, x: torch.Tensor) -> torch.Tensor:
-    """g(x_i; W) for one run, from the DESIGN §1 formulas."""
+    """g(x_i; W) for one run, from the docs/design.md §1 formulas."""
     if model.name == "linear":
         return x @ params["v"]
     W = params.get("W", fixed.get("W"))

@@ -1,7 +1,7 @@
 """Reproduce the papers: run every study of conf/experiment/ as a sweep, build each sweep's
 report, evaluate each claim from the results, and write claims.md and claims.html.
 
-    gdbench-reproduce                       quick scale (≈ 10 minutes on a 2-core laptop)
+    gdbench-reproduce                       quick scale (minutes on a laptop; README has the time)
     gdbench-reproduce --scale paper         larger n, d, budgets and more seeds (a cluster)
     gdbench-reproduce --scale smoke         tiny sizes: checks the pipeline end to end (CI)
     gdbench-reproduce --studies unreliable_loss,perceptron_limit --out results/repro
@@ -220,7 +220,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="gdbench-reproduce", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=("quick", "paper", "smoke"), default="quick",
-                    help="quick: a laptop (≈ 10 min); paper: a cluster; smoke: tiny sizes that check the "
+                    help="quick: a laptop; paper: a cluster; smoke: tiny sizes that check the "
                          "pipeline only (CI) — their verdicts say nothing about the science")
     ap.add_argument("--out", default=None, help="results folder (default results/reproduce-<scale>)")
     ap.add_argument("--studies", default=None, help=f"comma-separated subset of: {', '.join(STUDY_NAMES)}")

@@ -1,8 +1,8 @@
-"""Cells → Ray tasks → store. The only module that imports Ray (DESIGN §3).
+"""Cells → Ray tasks → store. The only module that imports Ray (docs/design.md §3).
 
 Embedded local Ray by default (`cluster.address: null`), or an existing cluster by address.
-Workers get their environment at start (RUNBOOK: glibc allocator settings that keep freed tensors
-mapped, and as many intra-op threads as the task has CPUs). Datasets are `ray.put` once by the
+Workers get their environment at start (docs/design.md §8: glibc allocator settings that keep
+freed tensors mapped, and as many intra-op threads as the task has CPUs). Datasets are `ray.put` once by the
 driver, so workers need no files; results come back to the driver, which alone writes the store,
 so no shared filesystem is needed. Code reaches workers through the installed package (the same
 environment on every node), or, with `cluster.ship_code: true`, through Ray's runtime environment
@@ -98,8 +98,7 @@ def run(plan: cells.Plan, store, *, address=None, num_cpus: float = 1, num_gpus:
     """Schedule every task of `plan`, write each finished chunk to `store` as it arrives.
     Returns timings and counts. Ctrl-C cancels what is in flight; finished chunks stay.
     background_shutdown: after a normal finish, disconnect (and stop the embedded instance) in a
-    background thread (≈ 0.3 s on 2 cores, see `_shutdown`) that the caller overlaps with its own
-    work; it must call `wait_shutdown()` before exiting."""
+    background thread (see `_shutdown`) that the caller overlaps with its own work; it must call `wait_shutdown()` before exiting."""
     timings = {}
     t0 = time.perf_counter()
     resources = start(address, num_cpus=local_num_cpus, object_store_mb=object_store_mb,

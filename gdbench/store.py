@@ -1,4 +1,4 @@
-"""The results store: one directory per sweep (DESIGN §3, §4). Only the driver writes here.
+"""The results store: one directory per sweep (docs/design.md §3, §4). Only the driver writes here.
 
     <sweep>/runs/<chunk_id>.parquet        the runs rows of one finished chunk
     <sweep>/trajectory/<chunk_id>.parquet  its trajectory rows (a parquet dataset directory)
@@ -235,7 +235,7 @@ def _read_runs(root: Path) -> pd.DataFrame:
 
 
 def load(sweep_dir, *, trajectory_columns=None, failed: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The `runs` and `trajectory` tables of a sweep directory (DESIGN §4), from the chunks that
+    """The `runs` and `trajectory` tables of a sweep directory (docs/design.md §4), from the chunks that
     have finished so far (a running or interrupted sweep loads fine).
 
     runs: one row per finished run; with `failed=True` also one row per run of a failed chunk that

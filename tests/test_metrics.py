@@ -1,4 +1,4 @@
-"""DESIGN §2 online metrics on hand-made sequences; each expected value is worked out in the comment."""
+"""docs/design.md §2 online metrics on hand-made sequences; each expected value is worked out in the comment."""
 import math
 
 import numpy as np

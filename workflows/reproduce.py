@@ -3,7 +3,7 @@ claims.md / claims.html with a verdict per claim computed from the runs.
 
     .venv/bin/python workflows/reproduce.py [--scale quick|paper|smoke] [--out results/reproduce-quick]
 
-(= `gdbench-reproduce …`; quick scale ≈ 10 minutes on a 2-core laptop).
+(= `gdbench-reproduce …`; the README says how long the quick scale takes).
 """
 from gdbench.cli import reproduce
 
