@@ -37,15 +37,16 @@ def main() -> None:
 
     By the time Hydra returns, every result is on disk, every message printed and the embedded
     Ray stopped (the launcher waits for it); what is left is the interpreter's teardown of the
-    modules it loaded (a noticeable share of a small sweep's time), which os._exit skips. A Ctrl-C (KeyboardInterrupt,
-    which Hydra lets through) exits with 130 by the ordinary path instead, so that Ray's own exit
-    hook stops an instance it may have interrupted while starting; the launcher has already said
-    what is kept."""
+    modules it loaded (a noticeable share of a small sweep's time), which os._exit skips. A Ctrl-C
+    (KeyboardInterrupt, which Hydra lets through) leaves the same way with 130: by then the
+    scheduler has stopped Ray (also when the Ctrl-C came while Ray was starting), the writer lock
+    is released and the launcher has said what is kept; an ordinary interpreter exit could meet a
+    Ray C++ thread still winding down and abort while finalizing."""
     try:
         _hydra_app()
         code = 0
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
     except SystemExit as e:  # Hydra's own exits: errors (1), --help, --cfg (0)
         code = e.code
         if isinstance(code, str):

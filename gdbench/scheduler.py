@@ -101,10 +101,10 @@ def run(plan: cells.Plan, store, *, address=None, num_cpus: float = 1, num_gpus:
     background thread (see `_shutdown`) that the caller overlaps with its own work; it must call `wait_shutdown()` before exiting."""
     timings = {}
     t0 = time.perf_counter()
-    resources = start(address, num_cpus=local_num_cpus, object_store_mb=object_store_mb,
-                      ship_code=ship_code, num_threads=max(1, int(num_cpus)), connect_timeout_s=connect_timeout_s)
-    timings["ray_start_s"] = time.perf_counter() - t0
-    try:
+    try:  # from ray.init on: a Ctrl-C even while Ray starts must stop what it started
+        resources = start(address, num_cpus=local_num_cpus, object_store_mb=object_store_mb, ship_code=ship_code,
+                          num_threads=max(1, int(num_cpus)), connect_timeout_s=connect_timeout_s)
+        timings["ray_start_s"] = time.perf_counter() - t0
         if device.startswith("cuda"):
             if resources.get("GPU", 0) <= 0:
                 raise ValueError(f"device={device!r}: the Ray cluster has no GPU "
