@@ -53,9 +53,15 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=(), in_process: boo
                 print(f"note: the last gdbench on {sweep_dir} ({left}) stopped without finishing; "
                       "resuming what it left", file=sys.stderr)
             return _execute(runs, settings, sweep_dir, overrides, in_process)
-    finally:  # Ray is stopped in the background while the store, summary and report are written
-        if "gdbench.scheduler" in sys.modules:
-            sys.modules["gdbench.scheduler"].wait_shutdown()
+    finally:  # Ray is stopped in the background while the store and the summary are written
+        _wait_for_ray()
+
+
+def _wait_for_ray() -> None:
+    """Join the scheduler's background Ray shutdown, if this process scheduled a sweep (the
+    scheduler module, the only Ray import, is loaded only then)."""
+    if "gdbench.scheduler" in sys.modules:
+        sys.modules["gdbench.scheduler"].wait_shutdown()
 
 
 def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
@@ -87,6 +93,7 @@ def _execute(runs, settings, sweep_dir, overrides, in_process) -> dict:
     if len(runs_df) and not rep.get("enabled"):  # the report prints the same summary
         print(summary_table(runs_df))
     if rep.get("enabled") and len(runs_df):
+        _wait_for_ray()  # a short wait, after which the report may fork workers to draw its figures
         from gdbench import report  # pandas/matplotlib stage, imported only when used
         try:
             report.build(store.root, **report_options(rep), echo=True)

@@ -199,6 +199,13 @@ def _provenance(root: Path) -> list:
 _PENDING: list = []  # (figure, path stem) to save; module-level so that forked workers see it
 
 
+def _fork_is_safe() -> bool:
+    """No other Python thread that could hold a lock the forked workers need. tqdm's progress-bar
+    monitor only sleeps on an event and the workers never touch tqdm, so it does not count."""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    return all(type(t).__name__ == "TMonitor" for t in others)
+
+
 def _save_pending(i: int) -> None:
     fig, stem = _PENDING[i]
     figures.save(fig, stem)
@@ -239,13 +246,13 @@ class _Writer:
     def save_figures(self, workers: int) -> None:
         """Draw and write the queued figures. Drawing (layout, text, font subsetting for the PDF's
         Type 42 fonts) is most of a report's time and each figure is independent, so with several
-        cores forked workers share them; a process with other threads running (the launcher
-        while Ray stops) draws them itself, since forking it could copy a held lock."""
+        cores forked workers share them; a process with other threads running draws them itself,
+        since forking it could copy a lock another thread holds."""
         global _PENDING
         _PENDING, self.pending = self.pending, []
         workers = min(len(_PENDING), workers)
         try:
-            if workers > 1 and threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
+            if workers > 1 and _fork_is_safe() and "fork" in mp.get_all_start_methods():
                 with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
                     list(pool.map(_save_pending, range(len(_PENDING))))
             else:
