@@ -131,7 +131,7 @@ class Store:
     def collect(self) -> pd.DataFrame:
         """Rebuild runs.parquet from the verified chunks (damaged ones are quarantined); return it."""
         self.finished_run_ids()  # verifies every chunk, quarantining what fails
-        runs = _read_runs(self.root)
+        runs, _ = _read_runs(self.root)
         self._write(runs, self.root / "runs.parquet")
         return runs
 
@@ -222,16 +222,23 @@ def _verified_chunks(root: Path, traj_columns="all"):
         yield runs, traj
 
 
-def _read_runs(root: Path) -> pd.DataFrame:
-    tables = [r.to_pandas() for r, _ in _verified_chunks(root, traj_columns=None)]
-    runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+def _read_runs(root: Path, traj_columns=None) -> tuple[pd.DataFrame, list]:
+    """The runs table of every verified chunk, and (with `traj_columns`: "all" or a list) the
+    same chunks' trajectory tables, in one pass: a chunk is read and checked once, and a run is
+    in the table only if its trajectory is too."""
+    runs_tables, traj_tables = [], []
+    for r, t in _verified_chunks(root, traj_columns=traj_columns):
+        runs_tables.append(r.to_pandas())
+        if t is not None:
+            traj_tables.append(t)
+    runs = pd.concat(runs_tables, ignore_index=True) if runs_tables else pd.DataFrame()
     if len(runs):
         twice = int(runs["run_id"].duplicated().sum())
         if twice:  # two chunks with one run (a store from before the writer lock): keep the newer
             log.warning(f"{root}: {twice} runs appear in two chunks; keeping one of each")
             runs = runs.drop_duplicates("run_id", keep="last")
         runs = runs.sort_values(["cell_id", "lr", "seed"], kind="stable").reset_index(drop=True)
-    return runs
+    return runs, traj_tables
 
 
 def load(sweep_dir, *, trajectory_columns=None, failed: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -246,7 +253,8 @@ def load(sweep_dir, *, trajectory_columns=None, failed: bool = True) -> tuple[pd
     root = Path(sweep_dir).expanduser()
     if not (root / "runs").is_dir():
         raise FileNotFoundError(f"{root}: not a gdbench sweep directory (no runs/ folder)")
-    runs = _read_runs(root)
+    cols = "all" if trajectory_columns is None else list(dict.fromkeys(["run_id", "iter", *trajectory_columns]))
+    runs, tables = _read_runs(root, traj_columns=cols)
     if failed and (root / "failed").is_dir():
         done = set(runs["run_id"]) if len(runs) else set()
         bad = [pd.read_parquet(f) for f in sorted((root / "failed").glob("*.parquet"))]
@@ -256,11 +264,7 @@ def load(sweep_dir, *, trajectory_columns=None, failed: bool = True) -> tuple[pd
             runs = pd.concat([runs, bad], ignore_index=True) if len(runs) else bad.reset_index(drop=True)
     if not len(runs):
         raise FileNotFoundError(f"{root}: no finished runs yet (runs/ is empty)")
-    cols = "all" if trajectory_columns is None else list(dict.fromkeys(["run_id", "iter", *trajectory_columns]))
-    tables = [t for _, t in _verified_chunks(root, traj_columns=cols)]
     traj = pa.concat_tables(tables, promote_options="permissive").to_pandas() if tables else pd.DataFrame()
-    if len(traj):  # a run whose trajectory chunk was skipped is not a finished run
-        runs = runs[runs["run_id"].isin(set(traj["run_id"].unique())) | (runs["status"] == "failed")]
     return runs, traj
 
 
