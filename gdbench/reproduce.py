@@ -30,9 +30,11 @@ from gdbench.claims import INCONCLUSIVE, Verdict
 class Claim:
     source: str
     statement: str
-    expected: str
-    evaluate: Callable  # (runs, traj) -> Verdict | list[Verdict] (then `index` picks one)
-    index: int | None = None
+    criterion: claims.Criterion  # its thresholds, its printed expectation and its evaluator
+
+    @property
+    def expected(self) -> str:
+        return self.criterion.expected()
 
 
 @dataclass
@@ -55,84 +57,84 @@ def _cifar_missing():
     return None
 
 
-DIM = ("Tyurin 2026 (arXiv:2512.11587), the minimalistic example",
-       "A two-layer model can need Õ(√d) iterations to separate where linear models need Ω(d).",
-       "linear exponent of t_sep in d ≳ 1; some nonlinear two-layer model ≲ 0.5, not matched by the "
-       "two-layer linear control")
+# study sizes that later sections refer to (kept apart so each Study entry stays one screen)
+DIMENSION_FAMILIES = ("lifted_lower_bound", "many_easy_one_hard", "signed_chain")
+TRANSITION_PAPER = ["data.n_pos=5,20,80,320", "data.n_neg=5,20,80,320", "data.margin=0.025,0.05,0.1,0.2",
+                    "iterations=40000"]
+TRANSITION_SMOKE = ["data.n_pos=5,20", "data.n_neg=5,20", "data.margin=0.1,0.2", "algorithm.lr=100,1000000",
+                    "iterations=300"]
+REAL_DATA_PAPER = ["seed=range(5)", "iterations=5000"]
+REAL_DATA_SMOKE = ["algorithm.lr=0.001,0.01,100", "seed=0", "iterations=100"]
+IMPLICIT_PAPER = ["iterations=200000", "data.n=1000"]
+IMPLICIT_SMOKE = ["iterations=2000"]
+T25, T26 = "Tyurin 2025 (arXiv:2412.08424)", "Tyurin 2026 (arXiv:2512.11587)"
+DIM = (f"{T26}, the minimalistic example",
+       "A two-layer model can need Õ(√d) iterations to separate where linear models need Ω(d).")
+REAL = [Claim(f"{T25} Figs. 1–5", "Small steps give monotone loss curves, large steps chaotic ones.",
+              claims.OscillatesAtLargeSteps()),
+        Claim(f"{T25} Figs. 1–5", "Large steps nonetheless separate fastest and closely track the batch perceptron.",
+              claims.LargeStepsSeparateFastest()),
+        Claim(f"{T26} experiments", "Nonlinear models separate faster than linear ones.", claims.NonlinearFaster())]
 STUDIES = [
     Study("perceptron_limit", [Claim(
-        "Tyurin 2025 (arXiv:2412.08424) Thm 3.2; Tyurin 2026 (arXiv:2512.11587) reduction",
+        f"{T25} Thm 3.2; {T26} reduction",
         "GD with step γ from the same start satisfies W_t/γ → Ŵ_t, the (generalized) batch perceptron, as γ → ∞ "
-        "(linear and leaky-ReLU two-layer models).",
-        "gap ‖W_t/γ − Ŵ_t‖/‖Ŵ_t‖ falling to ≈ 0 with γ; identical misclassified sets at large γ",
-        claims.perceptron_limit)],
+        "(linear and leaky-ReLU two-layer models).", claims.PerceptronLimit())],
         paper=["iterations=200", "seed=range(5)", "data.n=1000", "data.d=50"],
-        smoke=["iterations=10", "algorithm.lr=1,1000000", "seed=0"]),
+        smoke=["iterations=10", "algorithm.lr=1,1000,1000000", "seed=0"]),
     Study("unreliable_loss", [Claim(
-        "Tyurin 2025 (arXiv:2412.08424) Thm 4.1",
+        f"{T25} Thm 4.1",
         "On the two-point data the first iterate's loss grows linearly with γ, yet the second iterate separates.",
-        "F(W_1) ∝ γ (log-log slope 1); t_sep = 2 for every γ", claims.unreliable_loss)],
+        claims.UnreliableLoss())],
         paper=["algorithm.lr=10,100,1000,10000,100000"],
         smoke=["algorithm.lr=10,100,1000"]),
     Study("perceptron_lower_bound", [Claim(
-        "Tyurin 2025 (arXiv:2412.08424) Thm 5.1, Thm 6.1, Table 1",
+        f"{T25} Thm 5.1, Thm 6.1, Table 1",
         "The batch perceptron and large-step GD need Ω(n) iterations on the lower-bound data; normalized GD far fewer.",
-        "t_sep ∝ n for the perceptron and GD (γ = 100); normalized GD at its best step ≥ 10× faster",
-        claims.perceptron_lower_bound)],
+        claims.PerceptronLowerBound())],
         paper=["data.n=10,100,1000,10000", "iterations=50000"],
-        smoke=["data.n=10,100", "iterations=500"]),
+        smoke=["data.n=10,30,100", "iterations=500"]),
     Study("large_step_rates", [Claim(
         "Wu, Bartlett, Telgarsky, Yu (COLT 2024)",
         "After an O(η) oscillatory phase the loss decays like 1/(ηt); with η ∝ T the final loss scales like 1/T².",
-        "exponent of F_T in T ≈ −2 (≤ −1.5) for η = c·T, ≈ −1 for a fixed η", claims.large_step_rates)],
+        claims.LargeStepRates())],
         paper=["iterations=400,800,1600,3200,6400,12800,25600", "data.n_pos=100", "data.n_neg=100"],
         smoke=["iterations=100,200", "algorithm.lr=1,10,20"]),
     Study("transition_time", [
         Claim("Wu et al. (COLT 2024); Crawshaw & Liu (COLT 2026)",
               "The unstable phase ends after a number of steps that stops growing with η once η is large.",
-              "τ equal at the two largest η", claims.transition_time, 0),
-        Claim("Crawshaw & Liu (COLT 2026)",
-              "The transition time scales with n/μ + 1/μ² (μ the margin).",
-              "log-log slope of τ against n/μ + 1/μ² in [0.5, 1.5]", claims.transition_time, 1)],
-        paper=["data.n_pos=5,20,80,320", "data.n_neg=5,20,80,320", "data.margin=0.025,0.05,0.1,0.2",
-               "iterations=40000"],
-        smoke=["data.n_pos=5,20", "data.n_neg=5,20", "data.margin=0.1,0.2",
-                                              "algorithm.lr=100,1000000", "iterations=300"]),
-    Study("dimension_scaling", [Claim(*DIM, claims.dimension_scaling, 0), Claim(*DIM, claims.dimension_scaling, 1)],
+              claims.TransitionSaturates()),
+        Claim("Crawshaw & Liu (COLT 2026)", "The transition time scales with n/μ + 1/μ² (μ the margin).",
+              claims.TransitionScaling())],
+        paper=TRANSITION_PAPER, smoke=TRANSITION_SMOKE),
+    Study("dimension_scaling", [Claim(*DIM, claims.DimensionGap(dataset=family)) for family in DIMENSION_FAMILIES],
           paper=["data.d=8,16,32,64,128,256", "seed=range(5)", "iterations=30000"],
-        smoke=["data.d=8,16", "model=linear,quadratic_net,identity_net", "algorithm.lr=1,100", "seed=0", "iterations=300"]),
-    Study("dimension_scaling_digits", [Claim(*DIM, claims.dimension_scaling, 0)],
-          paper=["seed=range(5)"],
-          smoke=["data.project_dim=8,16", "model=linear,quadratic_net", "algorithm.lr=1,100", "seed=0",
+          smoke=["data.d=8,16,32", "model=linear,quadratic_net,identity_net", "algorithm.lr=1,100", "seed=0",
                  "iterations=300"]),
-    Study("real_data", [
-        Claim("Tyurin 2025 (arXiv:2412.08424) Figs. 1–5", "Small steps give monotone loss curves, large steps chaotic ones.",
-              "no loss increase at the two smallest η; increases at the largest", claims.real_data_dynamics),
-        Claim("Tyurin 2025 (arXiv:2412.08424) Figs. 1–5",
-              "Large steps nonetheless separate fastest and closely track the batch perceptron.",
-              "best η among the two largest; ≥ 90% identical misclassified sets with the companion",
-              claims.real_data_fastest),
-        Claim("Tyurin 2026 (arXiv:2512.11587) experiments", "Nonlinear models separate faster than linear ones.",
-              "best t_sep of the two-layer model < the linear model's", claims.real_data_nonlinear_faster)],
-        paper=["seed=range(5)", "iterations=5000"],
-        smoke=["algorithm.lr=0.001,0.01,100", "seed=0", "iterations=100"]),
+    Study("dimension_scaling_digits", [Claim(*DIM, claims.DimensionGap())],
+          paper=["seed=range(5)"],
+          smoke=["data.project_dim=8,16,32", "model=linear,quadratic_net", "algorithm.lr=1,100", "seed=0",
+                 "iterations=300"]),
+    Study("real_data", [*REAL, Claim(
+        "control (not a claim of the papers)",
+        "The non-separable control stays non-separable: the separation claims above do not apply to it.",
+        claims.NonSeparableControl())],
+        paper=REAL_DATA_PAPER, smoke=REAL_DATA_SMOKE),
     Study("real_data_cifar", [
-        Claim("Tyurin 2025 (arXiv:2412.08424) Figs. 1–5 (CIFAR-10)", "Small steps monotone, large steps chaotic.",
-              "as for real_data", claims.real_data_dynamics),
-        Claim("Tyurin 2026 (arXiv:2512.11587) experiments (CIFAR-10)", "Nonlinear models separate faster than linear ones.",
-              "as for real_data", claims.real_data_nonlinear_faster)],
+        Claim(f"{T25} Figs. 1–5 (CIFAR-10)", "Small steps monotone, large steps chaotic.",
+              claims.OscillatesAtLargeSteps(controls=())),
+        Claim(f"{T26} experiments (CIFAR-10)", "Nonlinear models separate faster than linear ones.",
+              claims.NonlinearFaster(controls=()))],
         paper=["iterations=3000", "seed=range(3)"],
-        smoke=["algorithm.lr=0.01,100", "iterations=20"], requires=_cifar_missing),
+        smoke=["algorithm.lr=0.01,1,100", "iterations=20"], requires=_cifar_missing),
     Study("implicit_bias", [
         Claim("Soudry et al. (JMLR 2018)", "With small steps on separable data the loss decays like 1/t.",
-              "rate slope of log F_t on log t ≈ −1", claims.implicit_bias, 0),
-        Claim("Soudry et al. (JMLR 2018)", "…while the direction converges to the max-margin (SVM) direction only like 1/log t.",
-              "log direction error against log log t with slope ≈ −1", claims.implicit_bias, 1),
-        Claim("Tyurin 2025 (arXiv:2412.08424); Soudry et al.", "With very large steps the limit is the perceptron's "
-              "direction, not the max-margin one.", "gap to the perceptron ≈ 0 while the SVM direction error stays "
-              "≥ 10× the small-step one", claims.implicit_bias, 2)],
-        paper=["iterations=200000", "data.n=1000"],
-        smoke=["iterations=2000"]),
+              claims.LossRate()),
+        Claim("Soudry et al. (JMLR 2018)", "…while the direction converges to the max-margin (SVM) direction only "
+              "like 1/log t.", claims.DirectionLogRate()),
+        Claim(f"{T25}; Soudry et al.", "With very large steps the limit is the perceptron's direction, not the "
+              "max-margin one.", claims.PerceptronNotMaxMargin())],
+        paper=IMPLICIT_PAPER, smoke=IMPLICIT_SMOKE),
 ]
 STUDY_NAMES = [s.name for s in STUDIES]
 
@@ -151,7 +153,7 @@ def evaluate(study: Study, sweep_dir: Path) -> list[dict]:
     from gdbench.store import load
     try:
         runs, traj = load(sweep_dir)
-        verdicts, error = {}, None
+        error = None
     except FileNotFoundError as e:
         runs = traj = None
         error = str(e)
@@ -160,11 +162,7 @@ def evaluate(study: Study, sweep_dir: Path) -> list[dict]:
         if error:
             v = Verdict(INCONCLUSIVE, "no results", error)
         else:
-            key = c.evaluate
-            if key not in verdicts:
-                verdicts[key] = c.evaluate(runs, traj)
-            got = verdicts[key]
-            v = got[c.index] if isinstance(got, list) else got
+            v = c.criterion.evaluate(runs, traj)
         out.append({"study": study.name, "source": c.source, "statement": c.statement, "expected": c.expected,
                     "measured": v.measured, "verdict": v.verdict, "reason": v.reason,
                     "report": f"{study.name}/report/index.md"})
@@ -175,7 +173,7 @@ def write_claims(rows: list[dict], out: Path, scale: str, skipped: dict) -> Path
     counts = {k: sum(r["verdict"] == k for r in rows) for k in (claims.HOLDS, claims.FAILS, INCONCLUSIVE)}
     md = [f"# gdbench — claims reproduced ({scale} scale)", "",
           f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from the sweeps under `{out}`. Every measured value "
-          "below is computed from those results by `gdbench/claims.py`; nothing is typed in.", "",
+          "below is computed from those results by `gdbench/claims/`; nothing is typed in.", "",
           f"**{counts[claims.HOLDS]} hold, {counts[claims.FAILS]} do not hold, {counts[INCONCLUSIVE]} inconclusive.**", "",
           "| # | study | source | claim | verdict |", "|---|---|---|---|---|"]
     for i, r in enumerate(rows, 1):
