@@ -43,6 +43,7 @@ def main() -> None:
     is released and the launcher has said what is kept; an ordinary interpreter exit could meet a
     Ray C++ thread still winding down and abort while finalizing."""
     try:
+        sys.argv[1:] = custom_data_overrides(sys.argv[1:])
         _hydra_app()
         code = 0
     except KeyboardInterrupt:
@@ -57,6 +58,25 @@ def main() -> None:
     sys.stderr.flush()
     logging.shutdown()  # flush Hydra's log files
     os._exit(code)
+
+
+def custom_data_overrides(args: list[str]) -> list[str]:
+    """With data=custom, `data.<key>=…` for a key the custom node does not declare becomes
+    `++data.<key>=…` (add or override): the user's function takes keys gdbench cannot know in
+    advance, and Hydra's struct mode would reject them. Other datasets keep Hydra's check, so a
+    typo in a key of a built-in dataset is still an error naming it."""
+    if "data=custom" not in args:
+        return args
+    from omegaconf import OmegaConf
+    conf = Path(CONF_DIR) / "data"
+    known = set(OmegaConf.load(conf / "custom.yaml")) | set(OmegaConf.load(conf / "_options.yaml"))
+    out = []
+    for a in args:
+        key = a.partition("=")[0]
+        if key.startswith("data.") and key[len("data."):].split(".")[0] not in known:
+            a = "++" + a
+        out.append(a)
+    return out
 
 
 def collect(argv=None) -> None:

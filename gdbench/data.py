@@ -49,7 +49,8 @@ def dataset(fn):
     def make(*args, standardize: bool = False, project: str | None = None, project_dim: int | None = None,
              unit_max_norm: bool = False, bias: float = 0.0, label_noise: float = 0.0, seed: int = 0,
              **kwargs) -> Dataset:
-        x, y = fn(*args, **({"seed": seed} if takes_seed else {}), **kwargs)
+        x, y, *name = fn(*args, **({"seed": seed} if takes_seed else {}), **kwargs)  # (x, y) or (x, y, name)
+        name = name[0] if name else fn.__name__
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         rng = np.random.default_rng([int(seed), 1])  # a stream apart from the generator's own
         if standardize:
@@ -67,8 +68,8 @@ def dataset(fn):
             flip = rng.permutation(len(y))[: int(round(label_noise * len(y)))]
             y = y.copy()
             y[flip] *= -1
-        check(x, y, fn.__name__)
-        return Dataset(x=x, y=y, name=fn.__name__, info={"n": x.shape[0], "d": x.shape[1]})
+        check(x, y, name)
+        return Dataset(x=x, y=y, name=name, info={"n": x.shape[0], "d": x.shape[1]})
 
     return make
 
@@ -194,6 +195,82 @@ def signed_chain(d: int = 32, *, seed: int = 0):
     x[d - 1, d - 1] = 1.0
     sign = np.random.default_rng(seed).choice([-1.0, 1.0], size=d)
     return x * sign[:, None], sign
+
+
+@dataset
+def lifted_lower_bound(d: int = 32, delta: float = 1.0):
+    """Tyurin 2025's Thm 5.1 lower bound lifted to d dimensions (n = d − 1 samples, coordinates
+    from 0): one hard sample x_0 = 0.5·e_0 − e_1 labelled +1, and d − 2 easy samples
+    x_i = −0.5·e_0 − e_1 + δ·e_{i+1} (i = 1…d−2) labelled −1. In 2-D (all easy samples equal) the
+    batch perceptron needs Ω(n) steps; here each easy sample has its own coordinate, so a linear
+    model needs Θ(d) steps, and a two-layer network can use the directions e_{i+1} jointly."""
+    _positive_int("data.d", d, 3)
+    if not delta > 0:
+        raise ValueError(f"data.delta={delta!r}: expected > 0")
+    x = np.zeros((d - 1, d))
+    x[:, 0], x[:, 1] = -0.5, -1.0
+    x[0, 0] = 0.5
+    x[np.arange(1, d - 1), np.arange(2, d)] = delta
+    y = -np.ones(d - 1)
+    y[0] = 1.0
+    return x, y
+
+
+@dataset
+def custom(fn: str, *, seed: int = 0, **params):
+    """A user's dataset family: `data=custom data.fn=mypkg.families:lifted data.d=16,32` calls
+    lifted(d=16) (and seed=data.seed when the function takes a `seed`). `fn` is
+    "module:function" (a module importable from the directory gdbench runs in) or
+    "path/to/file.py:function"; every other key of the data node is passed through. The function
+    returns (x, y) with x an (n, d) array and y in {−1, +1}; the shared options (standardize, …)
+    apply as for every dataset, and the runs table names the dataset after the function."""
+    func = _import_function(fn)
+    sig = inspect.signature(func)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    unknown = [k for k in params if k not in sig.parameters and not takes_any]
+    if unknown:
+        raise ValueError(f"data.{unknown[0]}: {fn} has no parameter {unknown[0]!r} "
+                         f"(its parameters: {', '.join(sig.parameters) or 'none'})")
+    if "seed" in sig.parameters or takes_any:
+        params = {**params, "seed": seed}
+    out = func(**params)
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise ValueError(f"data.fn={fn}: expected the function to return (x, y), got {type(out).__name__}")
+    return out[0], out[1], func.__name__
+
+
+def _import_function(spec: str):
+    """"module:function", "module.function" or "file.py:function" → the function; a ValueError
+    naming data.fn otherwise. The working directory is importable, as for `python -m`."""
+    import importlib
+    import importlib.util
+    import os
+    import sys
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"data.fn={spec!r}: expected 'module:function' or 'path/to/file.py:function'")
+    where, sep, name = spec.rpartition(":") if ":" in spec else spec.rpartition(".")
+    if not sep or not where or not name:
+        raise ValueError(f"data.fn={spec!r}: expected 'module:function' or 'path/to/file.py:function'")
+    try:
+        if where.endswith(".py"):
+            file = Path(where).expanduser().resolve()
+            if not file.is_file():
+                raise ValueError(f"data.fn={spec!r}: no such file {str(file)!r}")
+            loader = importlib.util.spec_from_file_location(f"gdbench_custom_{file.stem}", file)
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.append(os.getcwd())
+            module = importlib.import_module(where)
+    except ValueError:
+        raise
+    except Exception as e:  # ImportError, or an error raised while importing the user's module
+        raise ValueError(f"data.fn={spec!r}: cannot import {where!r} ({type(e).__name__}: {e})") from e
+    func = getattr(module, name, None)
+    if not callable(func):
+        raise ValueError(f"data.fn={spec!r}: {where!r} has no function {name!r}")
+    return func
 
 
 # ---- real data shipped with scikit-learn, and local files -------------------------------------

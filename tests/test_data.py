@@ -139,3 +139,48 @@ def test_npz_errors_name_the_file(tmp_path):
 def test_bad_dataset_options(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_lifted_lower_bound_by_hand():
+    # The definition at d = 5: x_0 = 0.5 e_0 − e_1 (+1); x_i = −0.5 e_0 − e_1 + e_{i+1} (−1).
+    ds = data.lifted_lower_bound(d=5)
+    np.testing.assert_array_equal(ds.x, [[0.5, -1, 0, 0, 0], [-0.5, -1, 1, 0, 0], [-0.5, -1, 0, 1, 0],
+                                         [-0.5, -1, 0, 0, 1]])
+    np.testing.assert_array_equal(ds.y, [1, -1, -1, -1, -1][:4])
+    # separable through the origin: w = (1, 0, −1, −1, −1) gives margins 0.5, 1.5, 1.5, 1.5 (by hand)
+    w = np.array([1.0, 0, -1, -1, -1])
+    np.testing.assert_allclose(ds.y * (ds.x @ w), [0.5, 1.5, 1.5, 1.5])
+
+
+def test_batch_perceptron_needs_order_d_steps_on_the_lifted_family():
+    # An independent loop (numpy, the batch perceptron w += Σ_{misclassified} y_i x_i from 0):
+    # the steps to separate grow linearly in d (Θ(d) for a linear model, as the family intends).
+    def steps(d):
+        ds, w = data.lifted_lower_bound(d=d), np.zeros(d)
+        for t in range(10 * d):
+            wrong = ds.y * (ds.x @ w) <= 0
+            if not wrong.any():
+                return t
+            w += (ds.y[wrong, None] * ds.x[wrong]).sum(0)
+    counts = [steps(d) for d in (16, 32, 64, 128)]
+    slope = np.polyfit(np.log([16, 32, 64, 128]), np.log(counts), 1)[0]
+    assert 0.85 <= slope <= 1.15, counts
+
+
+def test_custom_family_calls_the_users_function(tmp_path, monkeypatch):
+    (tmp_path / "fams.py").write_text(
+        "import numpy as np\n"
+        "def chain(d=4, scale=1.0, seed=0):\n"
+        "    x = scale * np.eye(d)\n"
+        "    return x, np.where(np.arange(d) % 2 == 0, 1.0, -1.0)\n")
+    monkeypatch.chdir(tmp_path)
+    ds = data.custom(fn="fams:chain", d=3, scale=2.0, standardize=False)
+    assert ds.name == "chain" and ds.x.shape == (3, 3) and ds.x[0, 0] == 2.0
+    by_file = data.custom(fn=str(tmp_path / "fams.py") + ":chain", d=3, unit_max_norm=True)
+    assert by_file.x[0, 0] == 1.0  # the shared options apply
+    with pytest.raises(ValueError, match=r"data\.width: fams:chain has no parameter 'width'"):
+        data.custom(fn="fams:chain", width=3)
+    with pytest.raises(ValueError, match=r"data\.fn='nosuchmodule:f': cannot import"):
+        data.custom(fn="nosuchmodule:f")
+    with pytest.raises(ValueError, match=r"has no function 'missing'"):
+        data.custom(fn="fams:missing")
