@@ -127,11 +127,17 @@ def two_point():
 
 
 @dataset
-def perceptron_lower_bound(n: int = 100):
-    """Tyurin 2025, Thm 5.1: (0.5, −1) labelled +1 and n − 1 points (−0.5, −1) labelled −1."""
+def perceptron_lower_bound(n: int = 100, margin: float = 0.5):
+    """Tyurin 2025, Thm 5.1: (μ, −1) labelled +1 and n − 1 points (−μ, −1) labelled −1, μ = margin
+    (the theorem's data have μ = 0.5). The max-margin direction is e_0 and the margin is exactly
+    μ. With large steps GD spends Θ(1/μ²) steps in an unstable phase on these data (the
+    transition_time study); with an even n the first steps can land exactly on the boundary,
+    which cuts that phase short, so that study uses odd n."""
     _positive_int("data.n", n, 2)
-    x = np.tile([-0.5, -1.0], (n, 1))
-    x[0] = [0.5, -1.0]
+    if not margin > 0:
+        raise ValueError(f"data.margin={margin!r}: expected > 0")
+    x = np.tile([-float(margin), -1.0], (n, 1))
+    x[0] = [margin, -1.0]
     y = -np.ones(n)
     y[0] = 1.0
     return x, y

@@ -125,22 +125,22 @@ def test_transition_saturates_thresholds(c):
 @pytest.mark.parametrize("c", _both(claims.TransitionScaling))
 def test_transition_scaling_thresholds(c):
     def v(**kw):
-        m = {"slope": 1.0, "r2": c.r2_min, "settings": c.min_settings, "spread": c.spread_min, "text": "", **kw}
+        m = {"slope": c.slope_max, "k": 1.0, "r2": c.r2_min, "n_exponent": 0.0, "text": "", **kw}
         return c.judge(m).verdict
-    assert v() == v(slope=c.slope.low) == v(slope=c.slope.high) == HOLDS
-    assert v(slope=c.slope.low - EPS) == v(slope=c.slope.high + EPS) == FAILS
+    assert v() == v(k=c.margin_exponent.low) == v(k=c.margin_exponent.high) == HOLDS
+    assert v(slope=c.slope_max + EPS) == FAILS
+    assert v(k=c.margin_exponent.low - EPS) == v(k=c.margin_exponent.high + EPS) == FAILS
     assert v(r2=c.r2_min - EPS) == INCONCLUSIVE
-    assert v(settings=c.min_settings - 1) == v(spread=c.spread_min * (1 - EPS)) == INCONCLUSIVE
 
 
 @pytest.mark.parametrize("c", _both(claims.DimensionGap))
 def test_dimension_gap_thresholds(c):
     def v(lin_low=c.linear_min + EPS, fast_high=c.fast_max - EPS, control_high=c.linear_min + EPS,
-          worst=c.trivial_t_sep + 1):
+          worst=c.trivial_t_sep + 1, step=c.step_exponent_max):
         models = {"linear": {"exponent": 1.0, "low": lin_low, "high": 1.2, "step_exponent": 0.0, "worst_t_sep": 99},
                   "two_layer(identity)": {"exponent": 1.0, "low": 0.9, "high": control_high, "step_exponent": 0.0,
                                           "worst_t_sep": 99},
-                  "two_layer(quadratic)": {"exponent": 0.3, "low": 0.1, "high": fast_high, "step_exponent": 1.0,
+                  "two_layer(quadratic)": {"exponent": 0.3, "low": 0.1, "high": fast_high, "step_exponent": step,
                                            "worst_t_sep": worst}}
         return c.judge({"models": models, "name": "family", "text": ""}).verdict
     assert v() == HOLDS
@@ -148,6 +148,7 @@ def test_dimension_gap_thresholds(c):
     assert v(fast_high=c.fast_max) == FAILS
     assert v(control_high=c.fast_max - EPS) == INCONCLUSIVE  # the linear control is fast too
     assert v(worst=c.trivial_t_sep) == INCONCLUSIVE  # holds trivially
+    assert v(step=c.step_exponent_max + EPS) == INCONCLUSIVE  # fast only through a step outgrowing d
 
 
 @pytest.mark.parametrize("c", _both(claims.OscillatesAtLargeSteps))
@@ -287,21 +288,25 @@ def test_large_step_rates_measured():
 
 
 def test_transition_time_measured():
-    # Made: τ = X/10 with X = n/μ + 1/μ² at large η (saturated: equal at the two largest η) →
-    # both claims hold (slope 1 exactly); τ proportional to η → saturation fails; τ = 0
-    # everywhere → both inconclusive (no unstable phase).
+    # Made: τ = 0.3/μ² at large η (saturated: equal at the two largest η; the margin term of the
+    # bound, as on the lower-bound data) → both claims hold, with k = 1; τ proportional to η →
+    # saturation fails; τ = 0 everywhere → both inconclusive (no unstable phase); τ = X²/10⁴
+    # (faster than the bound) → scaling does not hold.
     rows = []
     for n in (10, 40, 160):
-        for mu in (0.05, 0.1, 0.2):
+        for mu in (0.02, 0.04, 0.08):
             x = n / mu + 1 / mu ** 2
             for lr in (1.0, 1e4, 1e5):
                 rows.append({"n": n, "data.margin": mu, "lr": lr, "t_sep": 1, "t_sep_stay": int(x / 5),
-                             "transition_time": int(x / 10) if lr > 1 else 0})
+                             "transition_time": round(0.3 / mu ** 2) if lr > 1 else 0, "x": x})
     runs = _runs(rows)
     sat, scale = claims.TransitionSaturates(), claims.TransitionScaling()
     assert sat.evaluate(runs, None).verdict == HOLDS
     got = scale.evaluate(runs, None)
-    assert got.verdict == HOLDS and "^1 " in got.measured or "^0.99" in got.measured, got.measured
+    assert got.verdict == HOLDS and re.search(r"at fixed n τ ∝ \(1/μ²\)\^(1|0\.99\d*) ", got.measured), got.measured
+    assert "at fixed μ τ ∝ n^0" in got.measured  # τ = 0.3/μ² does not depend on n
+    fast = runs.assign(transition_time=np.where(runs["lr"] > 1, (runs["x"] ** 2 / 1e4).round(), 0).astype(int))
+    assert scale.evaluate(fast, None).verdict == FAILS
     growing = runs.assign(transition_time=(runs["lr"] / 100).astype(int))
     assert sat.evaluate(growing, None).verdict == FAILS
     assert sat.evaluate(runs.assign(transition_time=0), None).verdict == INCONCLUSIVE

@@ -184,3 +184,11 @@ def test_custom_family_calls_the_users_function(tmp_path, monkeypatch):
         data.custom(fn="nosuchmodule:f")
     with pytest.raises(ValueError, match=r"has no function 'missing'"):
         data.custom(fn="fams:missing")
+
+
+def test_readme_example_family_runs_through_custom():
+    # docs/examples/families.py is what the README's data=custom command uses
+    from conftest import ROOT
+    ds = data.custom(fn=str(ROOT / "docs" / "examples" / "families.py") + ":tilted_pair", d=8, tilt=0.1, seed=2)
+    assert ds.name == "tilted_pair" and ds.x.shape == (40, 8)
+    assert (ds.y * ds.x[:, 0]).min() >= 0.1  # separable along e_0 with margin ≥ tilt (its definition)

@@ -113,45 +113,65 @@ class TransitionSaturates(Criterion):
 
 @dataclass(frozen=True)
 class TransitionScaling(Criterion):
-    """Crawshaw & Liu: the transition time scales with X = n/μ + 1/μ² (μ the data margin). The
-    saturated τ (median at the largest η) per (n, μ) setting, log-log against X:
+    """Crawshaw & Liu: the transition time is O(n/μ + 1/μ²) (μ the data margin), and that bound is
+    tight up to logs — on their own lower-bound construction, which gdbench does not have. So the
+    criterion tests what one family can show: the saturated τ (median at the largest η) of the
+    settings with τ ≥ tau_min,
 
-    - slope in [0.5, 1.5]: the bound is Θ(X) up to constants that depend on the data's shape;
-      over a range of X of one to two decades a constant offset moves the slope by a few tenths;
-    - r2_min: R² ≥ 0.7 for the power law to be read at all (below: inconclusive);
-    - tau_min: only settings with τ ≥ 10 count (τ is an integer: below 10 the rounding alone is
-      ≥ 10%), and at least min_settings of them are needed, spanning a factor spread_min in X."""
-    slope: Band = Band(0.5, 1.5)
-    r2_min: float = 0.7
+    - stays within the bound: its log-log slope against X = n/μ + 1/μ² is ≤ slope_max = 1.5
+      (the bound is linear in X; 0.5 of room for the log factors and constants over one to two
+      decades of X);
+    - reaches the bound through its margin term: at fixed n, τ grows like (1/μ²)^k with k in
+      margin_exponent = [0.75, 1.25] and R² ≥ r2_min (the median over n of per-n fits, each over
+      ≥ min_settings margins; ±0.25 for the log factors).
+    τ is an integer count, so settings with τ < 10 (rounding alone ≥ 10%) do not count. How τ
+    moves with n at fixed μ is printed, not judged: the n/μ term is reached only on the
+    construction the paper uses for its lower bound."""
+    slope_max: float = 1.5
+    margin_exponent: Band = Band(0.75, 1.25)
+    r2_min: float = 0.9
     tau_min: float = 10.0
     min_settings: int = 3
-    spread_min: float = 3.0
 
     def expected(self) -> str:
-        return (f"log-log slope of the saturated τ against n/μ + 1/μ² in {self.slope} with R² ≥ {fmt(self.r2_min)}, "
-                f"over ≥ {self.min_settings} settings with τ ≥ {fmt(self.tau_min)} spanning ≥ {fmt(self.spread_min)}× "
-                "in n/μ + 1/μ²")
+        return (f"over the settings with saturated τ ≥ {fmt(self.tau_min)}: log-log slope of τ against n/μ + 1/μ² "
+                f"≤ {fmt(self.slope_max)} (within the bound), and at fixed n τ ∝ (1/μ²)^k with k in "
+                f"{self.margin_exponent}, R² ≥ {fmt(self.r2_min)}, over ≥ {self.min_settings} margins (the margin "
+                "term reached)")
 
     def measure(self, runs, traj):
         df = ok_runs(runs)
         mu_col, top = _margin_column(df), df["lr"].max()
         g = df[df["lr"] == top].groupby(["n", mu_col])["transition_time"].median().reset_index()
-        g["x"] = g["n"] / g[mu_col] + 1 / g[mu_col] ** 2
-        use = g[g["transition_time"] >= self.tau_min]
-        fit = analysis.fit_loglog(use["x"], use["transition_time"]) if len(use) else {"exponent": np.nan, "r2": np.nan}
-        spread = float(use["x"].max() / use["x"].min()) if len(use) else np.nan
-        text = (f"at η={fmt(top)}: τ ∝ (n/μ + 1/μ²)^{fmt(fit['exponent'])} (R² {fmt(fit['r2'])}; {len(use)} of "
-                f"{len(g)} settings with τ ≥ {fmt(self.tau_min)}, spanning {fmt(spread)}× in X; μ from {mu_col}); "
-                f"τ range {fmt(g['transition_time'].min())}–{fmt(g['transition_time'].max())}")
-        return {"slope": fit["exponent"], "r2": fit["r2"], "settings": len(use), "spread": spread, "text": text}
+        g = g.rename(columns={mu_col: "mu", "transition_time": "tau"})
+        g["x"] = g["n"] / g["mu"] + 1 / g["mu"] ** 2
+        use = g[g["tau"] >= self.tau_min]
+        if len(use) < self.min_settings:
+            return Verdict(INCONCLUSIVE, f"{len(use)} of {len(g)} settings with τ ≥ {fmt(self.tau_min)} at η={fmt(top)} "
+                           f"(τ range {fmt(g['tau'].min())}–{fmt(g['tau'].max())})",
+                           "the study did not reach a long enough unstable phase (regime not reached)")
+        in_x = analysis.fit_loglog(use["x"], use["tau"])
+        per_n = [analysis.fit_loglog(1 / p["mu"] ** 2, p["tau"]) for _, p in use.groupby("n")
+                 if p["mu"].nunique() >= self.min_settings]
+        per_mu = [0.0 if p["tau"].nunique() == 1 else analysis.fit_loglog(p["n"], p["tau"])["exponent"]
+                  for _, p in use.groupby("mu") if p["n"].nunique() >= 3]  # a constant τ: flat in n
+        k = float(np.median([f["exponent"] for f in per_n])) if per_n else np.nan
+        r2 = float(np.median([f["r2"] for f in per_n])) if per_n else np.nan
+        in_n = float(np.median(per_mu)) if per_mu else np.nan
+        text = (f"at η={fmt(top)}, {len(use)} of {len(g)} settings with τ ≥ {fmt(self.tau_min)} (τ "
+                f"{fmt(use['tau'].min())}–{fmt(use['tau'].max())}; μ from {mu_col}): τ ∝ (n/μ + 1/μ²)^"
+                f"{fmt(in_x['exponent'])} (R² {fmt(in_x['r2'])}); at fixed n τ ∝ (1/μ²)^{fmt(k)} (median R² {fmt(r2)} "
+                f"over {len(per_n)} values of n); at fixed μ τ ∝ n^{fmt(in_n)}")
+        return {"slope": in_x["exponent"], "k": k, "r2": r2, "n_exponent": in_n, "text": text}
 
     def judge(self, m):
-        if m["settings"] < self.min_settings or not m["spread"] >= self.spread_min:
-            return Verdict(INCONCLUSIVE, m["text"], f"fewer than {self.min_settings} settings with τ ≥ "
-                           f"{fmt(self.tau_min)} spanning {fmt(self.spread_min)}× in X: the study did not reach a "
-                           "long enough unstable phase")
+        if not m["slope"] <= self.slope_max:
+            return Verdict(FAILS, m["text"], f"τ grows faster than the bound (slope above {fmt(self.slope_max)})")
         if not m["r2"] >= self.r2_min:
-            return Verdict(INCONCLUSIVE, m["text"], f"the power law fits poorly (R² < {fmt(self.r2_min)})")
-        if m["slope"] in self.slope:
-            return Verdict(HOLDS, m["text"], "τ grows about linearly in n/μ + 1/μ²")
-        return Verdict(FAILS, m["text"], f"τ follows a power of n/μ + 1/μ² outside {self.slope}")
+            return Verdict(INCONCLUSIVE, m["text"], f"no clean power of 1/μ² at fixed n (R² < {fmt(self.r2_min)}, or "
+                           f"fewer than {self.min_settings} margins per n)")
+        if m["k"] not in self.margin_exponent:
+            return Verdict(FAILS, m["text"], f"at fixed n τ grows like (1/μ²)^{fmt(m['k'])}, outside "
+                           f"{self.margin_exponent}: the margin term is not reached")
+        return Verdict(HOLDS, m["text"], f"τ stays within O(n/μ + 1/μ²) and reaches its 1/μ² term; its n/μ term is "
+                       f"not exercised by these data (τ ∝ n^{fmt(m['n_exponent'])} at fixed μ)")
