@@ -64,7 +64,7 @@ TRANSITION_PAPER = ["data.n=5,11,41,161", "data.margin=0.005,0.01,0.02,0.04", "i
 TRANSITION_SMOKE = ["data.n=5,11", "data.margin=0.05,0.1,0.2", "algorithm.lr=100,1000000", "iterations=300"]
 REAL_DATA_PAPER = ["seed=range(5)", "iterations=5000"]
 REAL_DATA_SMOKE = ["algorithm.lr=0.001,0.01,100", "seed=0", "iterations=100"]
-IMPLICIT_PAPER = ["iterations=200000", "data.n=1000"]
+IMPLICIT_PAPER = ["iterations=200000", "data.seed=range(5)", "data.n_far=2,8"]
 IMPLICIT_SMOKE = ["iterations=2000"]
 T25, T26 = "Tyurin 2025 (arXiv:2412.08424)", "Tyurin 2026 (arXiv:2512.11587)"
 DIM = (f"{T26}, the minimalistic example",

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from gdbench import data
+from gdbench import data, real_data
 
 
 def test_paper_constructions_by_hand():
@@ -56,9 +56,9 @@ def test_shared_options_in_order():
 
 
 def test_sklearn_bundled_datasets():
-    dg = data.digits(classes=(3, 8), n=100, seed=0)
+    dg = real_data.digits(classes=(3, 8), n=100, seed=0)
     assert dg.x.shape == (100, 64) and (dg.y == 1).sum() == 50
-    bc = data.breast_cancer(standardize=True)
+    bc = real_data.breast_cancer(standardize=True)
     assert bc.x.shape == (569, 30) and set(np.unique(bc.y)) == {-1.0, 1.0}
 
 
@@ -68,7 +68,7 @@ def _write_idx(path, array, gz):
     (gzip.open if gz else open)(str(path) + (".gz" if gz else ""), "wb").write(raw)
 
 
-@pytest.mark.parametrize("loader", [data.mnist, data.fashion_mnist])
+@pytest.mark.parametrize("loader", [real_data.mnist, real_data.fashion_mnist])
 @pytest.mark.parametrize("gz", [False, True])
 def test_idx_loaders_on_tiny_files(tmp_path, loader, gz):
     rng = np.random.default_rng(0)
@@ -93,7 +93,7 @@ def test_idx_header_body_mismatch(tmp_path):
         f.write(b"\0")
     _write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(4), False)
     with pytest.raises(ValueError, match="header says shape"):
-        data.mnist(root=str(tmp_path), n=2)
+        real_data.mnist(root=str(tmp_path), n=2)
 
 
 def test_cifar10_on_tiny_batches(tmp_path):
@@ -103,36 +103,36 @@ def test_cifar10_on_tiny_batches(tmp_path):
     for i in range(1, 6):
         batch = {b"data": rng.integers(0, 256, (10, 3072)).astype(np.uint8), b"labels": list(range(10))}
         pickle.dump(batch, open(base / f"data_batch_{i}", "wb"))
-    ds = data.cifar10(root=str(tmp_path), classes=(3, 5), n=8, seed=0)
+    ds = real_data.cifar10(root=str(tmp_path), classes=(3, 5), n=8, seed=0)
     assert ds.x.shape == (8, 3072) and (ds.y == 1).sum() == 4
     (base / "data_batch_5").unlink()
     with pytest.raises(ValueError, match="data_batch_5"):
-        data.cifar10(root=str(tmp_path), n=8)
+        real_data.cifar10(root=str(tmp_path), n=8)
 
 
 def test_npz_errors_name_the_file(tmp_path):
     f = tmp_path / "d.npz"
     np.savez(f, x=np.ones((4, 2)), y=np.array([0, 1, 0, 1]))
-    ds = data.npz(path=str(f))
+    ds = real_data.npz(path=str(f))
     np.testing.assert_array_equal(ds.y, [-1, 1, -1, 1])
     with pytest.raises(ValueError, match="no such file"):
-        data.npz(path=str(tmp_path / "missing.npz"))
+        real_data.npz(path=str(tmp_path / "missing.npz"))
     with pytest.raises(ValueError, match="no array 'features'"):
-        data.npz(path=str(f), x_key="features")
+        real_data.npz(path=str(f), x_key="features")
     np.savez(f, x=np.ones((4, 2)), y=np.array([0, 1, 0]))
     with pytest.raises(ValueError, match="d.npz"):
-        data.npz(path=str(f))
+        real_data.npz(path=str(f))
     np.savez(f, x=np.array([[np.nan, 1.0], [1.0, 1.0]]), y=np.array([1, -1]))
     with pytest.raises(ValueError, match="NaN or Inf"):
-        data.npz(path=str(f))
+        real_data.npz(path=str(f))
     np.savez(f, x=np.ones((2, 2)), y=np.array([1, 2]))
     with pytest.raises(ValueError, match="labels must be in"):
-        data.npz(path=str(f))
+        real_data.npz(path=str(f))
 
 
 @pytest.mark.parametrize("call, match", [
     (lambda: data.gaussian(n=1), "data.n=1"), (lambda: data.gaussian(d=0), "data.d=0"),
-    (lambda: data.digits(n=10000), "data.n=10000"), (lambda: data.digits(classes=(1, 1)), "two distinct"),
+    (lambda: real_data.digits(n=10000), "data.n=10000"), (lambda: real_data.digits(classes=(1, 1)), "two distinct"),
     (lambda: data.gaussian(project="svd", project_dim=2), "data.project='svd'"),
     (lambda: data.gaussian(project="pca"), "data.project_dim=None"),
     (lambda: data.gaussian(label_noise=2.0), "data.label_noise=2.0")])
