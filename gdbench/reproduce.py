@@ -62,17 +62,19 @@ def _cifar_missing():
 DIMENSION_FAMILIES = ("lifted_lower_bound", "many_easy_one_hard", "signed_chain")
 TRANSITION_PAPER = ["data.n=5,11,41,161", "data.margin=0.005,0.01,0.02,0.04", "iterations=16000"]
 TRANSITION_SMOKE = ["data.n=5,11", "data.margin=0.05,0.1,0.2", "algorithm.lr=100,1000000", "iterations=300"]
-REAL_DATA_PAPER = ["seed=range(5)", "iterations=5000"]
-REAL_DATA_SMOKE = ["algorithm.lr=0.001,0.01,100", "seed=0", "iterations=100"]
+REAL_DATA_PAPER = ["seed=range(5)", "iterations=5000", "algorithm.lr=0.001,0.01,0.1,1,10,100,1000,10000,100000,1000000"]
+REAL_DATA_SMOKE = ["algorithm.lr=0.01,0.1,1000", "seed=0", "iterations=100"]
 IMPLICIT_PAPER = ["iterations=200000", "data.seed=range(5)", "data.n_far=2,8"]
 IMPLICIT_SMOKE = ["iterations=2000"]
 T25, T26 = "Tyurin 2025 (arXiv:2412.08424)", "Tyurin 2026 (arXiv:2512.11587)"
 DIM = (f"{T26}, the minimalistic example",
        "A two-layer model can need Õ(√d) iterations to separate where linear models need Ω(d).")
-REAL = [Claim(f"{T25} Figs. 1–5", "Small steps give monotone loss curves, large steps chaotic ones.",
-              claims.OscillatesAtLargeSteps()),
-        Claim(f"{T25} Figs. 1–5", "Large steps nonetheless separate fastest and closely track the batch perceptron.",
-              claims.LargeStepsSeparateFastest()),
+REAL = [Claim(f"{T25} Figs. 1–5", "Small steps give monotone loss curves, large steps chaotic ones (linear model).",
+              claims.OscillatesAtLargeSteps(models=("linear",))),
+        Claim(f"{T25} Figs. 1–5", "Large steps nonetheless separate fastest and closely track the batch perceptron "
+              "(linear model).", claims.LargeStepsSeparateFastest(models=("linear",))),
+        Claim(f"{T26} experiments", "The loss curves of nonlinear models are chaotic at large steps too.",
+              claims.OscillatesAtLargeSteps(models=("two_layer",))),
         Claim(f"{T26} experiments", "Nonlinear models separate faster than linear ones.", claims.NonlinearFaster())]
 STUDIES = [
     Study("perceptron_limit", [Claim(
@@ -120,8 +122,8 @@ STUDIES = [
         claims.NonSeparableControl())],
         paper=REAL_DATA_PAPER, smoke=REAL_DATA_SMOKE),
     Study("real_data_cifar", [
-        Claim(f"{T25} Figs. 1–5 (CIFAR-10)", "Small steps monotone, large steps chaotic.",
-              claims.OscillatesAtLargeSteps(controls=())),
+        Claim(f"{T25} Figs. 1–5 (CIFAR-10)", "Small steps monotone, large steps chaotic (linear model).",
+              claims.OscillatesAtLargeSteps(controls=(), models=("linear",))),
         Claim(f"{T26} experiments (CIFAR-10)", "Nonlinear models separate faster than linear ones.",
               claims.NonlinearFaster(controls=()))],
         paper=["iterations=3000", "seed=range(3)"],
