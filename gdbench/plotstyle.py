@@ -10,6 +10,7 @@ PNG and PDF.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import matplotlib
@@ -19,6 +20,11 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+# Embedding TrueType fonts in PDFs runs fontTools' subsetter, which logs every table it touches at
+# INFO; under Hydra's INFO root logger that is hundreds of lines per report. Warnings still show.
+for _name in ("fontTools", "PIL"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 WIDTHS = {"single": 3.3, "double": 6.75}  # inches: one column / the full text width of a two-column paper
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
