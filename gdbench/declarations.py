@@ -8,7 +8,7 @@ from __future__ import annotations
 COMMON = {"kind", "title", "caption", "where", "width"}
 KEYS = {
     "versus": {"x", "y", "hue", "at", "best", "fit", "logx", "logy"},
-    "curves": {"y", "hue", "xscale", "xmax", "logy", "reference"},
+    "curves": {"y", "hue", "xscale", "xmax", "ymin", "logy", "reference"},
     "budget": {"c", "fixed"},
     "gap": set(),
     "heatmap": {"value", "table"},

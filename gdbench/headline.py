@@ -342,7 +342,9 @@ def curves(runs, traj, spec, *, width="double") -> Headline:
     table.attrs["keys"] = keys + ["iter"]
     caption = (f"{_words(y)} against the iteration t, one colour per {'step size' if hue == 'lr' else hue}"
                " (median over seeds; band: interquartile range)"
-               + (f"; dotted: the reference {spec['reference']}" if spec.get("reference") else "") + ".")
+               + (f"; dotted: the reference {spec['reference']}" if spec.get("reference") else "")
+               + (f"; the axis stops at {spec['ymin']:g}, curves that fall below it leave the panel"
+                  if spec.get("ymin") is not None else "") + ".")
     return Headline(fig, table, caption)
 
 
@@ -352,6 +354,10 @@ def _curve_axes(ax, spec, title) -> None:
         figures.log_scale(ax, "x", symlog=scale == "symlog")  # symlog keeps t = 0, the initial point
     if spec.get("logy"):
         figures.log_scale(ax, "y")
+    if spec.get("ymin") is not None:  # e.g. the loss after separation falls by decades the story does not need
+        top = max((np.nanmax(np.asarray(line.get_ydata(), float)) for line in ax.get_lines()), default=1.0)
+        bottom = float(spec["ymin"])
+        ax.set_ylim(bottom, top + 0.05 * max(top - bottom, 1e-12))  # the autoscaled top counts what is cut off
     ax.set_xlabel("iteration $t$")
     ax.grid(alpha=0.3)
     if title:

@@ -175,3 +175,16 @@ def test_file_datasets_still_show_n_and_d():
     rates = analysis.rates_table(runs)
     assert {"data.path", "n", "d"} <= set(rates.attrs["keys"])
     assert "| n " in render.to_markdown(rates) and "| d " in render.to_markdown(rates)
+
+
+def test_curves_ymin_cuts_the_axis_at_the_declared_value_and_fits_the_rest():
+    # log10 F falls from 0.5 to −100 at t = 10 (separation): with ymin −3 the axis spans
+    # [−3, 0.5 + 5% of 3.5] (hand computation), and the caption says curves leave the panel
+    runs = _runs([{"lr": 1.0, "seed": 0, "t_sep": 10}])
+    traj = pd.DataFrame({"run_id": "r0", "iter": np.arange(20),
+                         "log_loss": np.where(np.arange(20) < 10, np.log(10 ** 0.5), np.log(10.0) * -100)})
+    got = headline.draw({"kind": "curves", "y": "log10_loss", "xscale": "linear", "ymin": -3}, runs, traj)
+    lo, hi = got.figure.axes[0].get_ylim()
+    assert lo == -3 and hi == pytest.approx(0.5 + 0.05 * 3.5)
+    assert "the axis stops at -3" in got.caption
+    figures.plt.close(got.figure)
