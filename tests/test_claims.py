@@ -418,3 +418,20 @@ def test_judges_hold_no_threshold_of_their_own(cls):
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls.judge)))
     literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and type(n.value) in (int, float)}
     assert literals <= {0, 1, 100}, f"{cls.__name__}.judge holds literals {literals - {0, 1, 100}}"
+
+
+def test_level_counts_just_inside_and_outside():
+    # min_levels of the lower bound: 3 values of n decide, 2 do not; tau_min and min_settings of
+    # the transition scaling: τ = tau_min counts, τ = tau_min − 1 does not (hand-made τ values).
+    rows = [{"n": n, "algorithm": a, "lr": 1.0, "t_sep": n} for n in (10, 100, 1000)
+            for a in ("batch_perceptron", "gd", "normalized_gd")]
+    runs = _runs(rows)
+    lb = claims.PerceptronLowerBound()
+    assert lb.evaluate(runs, None).verdict != INCONCLUSIVE
+    assert lb.evaluate(runs[runs["n"] < 1000], None).verdict == INCONCLUSIVE
+    ts = claims.TransitionScaling()
+    for tau, counted in ((ts.tau_min, True), (ts.tau_min - 1, False)):
+        rows = [{"n": 5, "data.margin": mu, "lr": 1e6, "t_sep": 1, "transition_time": int(tau * k)}
+                for mu, k in ((0.01, 16), (0.02, 4), (0.04, 1))]
+        got = ts.evaluate(_runs(rows), None)
+        assert (got.verdict != INCONCLUSIVE) == counted, got
