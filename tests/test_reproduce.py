@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, cli_env
 from gdbench import reproduce
 
 pytestmark = pytest.mark.slow
@@ -72,3 +72,18 @@ def test_unknown_study_is_a_clear_error(tmp_path):
     proc = subprocess.run([str(BIN / "gdbench-reproduce"), "--studies", "unreliable_loss,nonsense", "--out",
                            str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "nonsense" in proc.stderr
+
+
+def test_paper_scale_plan_prints_each_plan_and_the_total_without_running(tmp_path):
+    # unreliable_loss at paper scale sweeps 5 step sizes; transition_time 4 n × 4 margins × 5
+    # steps = 80 runs (its experiment's steps, the paper overrides' n and μ): 85 runs in all
+    env = cli_env(RAY_TMPDIR=str(tmp_path / "ray"))
+    (tmp_path / "ray").mkdir()
+    proc = subprocess.run([str(BIN / "gdbench-reproduce"), "--scale", "paper", "--studies",
+                           "unreliable_loss,transition_time", "--out", str(tmp_path / "out"), "plan=true"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("estimated compute:") == 2 and "runs: 5 " in proc.stdout and "runs: 80 " in proc.stdout
+    assert re.search(r"paper scale, 2 studies: 85 runs, estimated compute \d+ s", proc.stdout), proc.stdout[-500:]
+    assert not (tmp_path / "out" / "claims.md").exists() and not list((tmp_path / "out").glob("*/runs/*.parquet"))
+    assert list((tmp_path / "ray").iterdir()) == []  # nothing was scheduled: Ray never started
