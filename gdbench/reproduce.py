@@ -197,12 +197,17 @@ def evaluate(study: Study, sweep_dir: Path) -> list[dict]:
     return out
 
 
+def _tally(counts: dict) -> str:
+    h, f, i = counts[claims.HOLDS], counts[claims.FAILS], counts[INCONCLUSIVE]
+    return f"{h} hold{'s' if h == 1 else ''}, {f} do{'es' if f == 1 else ''} not hold, {i} inconclusive"
+
+
 def write_claims(rows: list[dict], out: Path, scale: str, skipped: dict) -> Path:
     counts = {k: sum(r["verdict"] == k for r in rows) for k in (claims.HOLDS, claims.FAILS, INCONCLUSIVE)}
     md = [f"# gdbench — claims reproduced ({scale} scale)", "",
           f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from the sweeps under `{out}`. Every measured value "
           "below is computed from those results by `gdbench/claims/`; nothing is typed in.", "",
-          f"**{counts[claims.HOLDS]} hold, {counts[claims.FAILS]} do not hold, {counts[INCONCLUSIVE]} inconclusive.**", "",
+          f"**{_tally(counts)}.**", "",
           "| # | study | source | claim | verdict |", "|---|---|---|---|---|"]
     for i, r in enumerate(rows, 1):
         md.append(f"| {i} | {r['study']} | {r['source']} | {r['statement']} | **{r['verdict']}** |")
@@ -216,7 +221,7 @@ def write_claims(rows: list[dict], out: Path, scale: str, skipped: dict) -> Path
     (out / "claims.md").write_text("\n".join(md))
     colour = {claims.HOLDS: "#1a7f37", claims.FAILS: "#cf222e", INCONCLUSIVE: "#9a6700"}
     body = [f"<h1>gdbench — claims reproduced ({scale} scale)</h1>",
-            f"<p>{counts[claims.HOLDS]} hold, {counts[claims.FAILS]} do not hold, {counts[INCONCLUSIVE]} inconclusive.</p>"]
+            f"<p>{_tally(counts)}.</p>"]
     for i, r in enumerate(rows, 1):
         body.append(f"<h2>{i}. {html.escape(r['statement'])}</h2><ul><li>source: {html.escape(r['source'])}</li>"
                     f"<li>expected: {html.escape(r['expected'])}</li><li>measured: {html.escape(r['measured'])}</li>"
@@ -230,11 +235,16 @@ def write_claims(rows: list[dict], out: Path, scale: str, skipped: dict) -> Path
 
 
 def copy_headline_figures(studies: list, out: Path, dest: Path) -> list:
-    """Each study's headline PNGs (report/figures/headline_<i>_*.png) as dest/<study>_<i>.png."""
+    """Each study's headline PNGs (report/figures/headline_<i>_*.png) as dest/<study>_<i>.png,
+    replacing that study's earlier copies (a study that now declares fewer figures leaves none
+    behind)."""
     import shutil
     dest.mkdir(parents=True, exist_ok=True)
     copied = []
     for name in studies:
+        for old in dest.glob(f"{name}_*.png"):
+            if old.stem[len(name) + 1:].isdigit():
+                old.unlink()
         for png in sorted((out / name / "report" / "figures").glob("headline_*.png")):
             i = png.name.split("_")[1]
             shutil.copyfile(png, dest / f"{name}_{i}.png")

@@ -87,3 +87,16 @@ def test_paper_scale_plan_prints_each_plan_and_the_total_without_running(tmp_pat
     assert re.search(r"paper scale, 2 studies: 85 runs, estimated compute \d+ s", proc.stdout), proc.stdout[-500:]
     assert not (tmp_path / "out" / "claims.md").exists() and not list((tmp_path / "out").glob("*/runs/*.parquet"))
     assert list((tmp_path / "ray").iterdir()) == []  # nothing was scheduled: Ray never started
+
+
+def test_figures_copy_replaces_a_studys_earlier_copies_only(tmp_path):
+    figs = tmp_path / "out" / "real_data" / "report" / "figures"
+    figs.mkdir(parents=True)
+    (figs / "headline_1_Loss_curves.png").write_bytes(b"new")
+    dest = tmp_path / "docs"
+    dest.mkdir()
+    for name in ("real_data_1.png", "real_data_3.png", "real_data_cifar_1.png", "default_1.png"):
+        (dest / name).write_bytes(b"old")
+    copied = reproduce.copy_headline_figures(["real_data"], tmp_path / "out", dest)
+    assert [p.name for p in copied] == ["real_data_1.png"] and (dest / "real_data_1.png").read_bytes() == b"new"
+    assert sorted(p.name for p in dest.iterdir()) == ["default_1.png", "real_data_1.png", "real_data_cifar_1.png"]
