@@ -100,3 +100,14 @@ def test_figures_copy_replaces_a_studys_earlier_copies_only(tmp_path):
     copied = reproduce.copy_headline_figures(["real_data"], tmp_path / "out", dest)
     assert [p.name for p in copied] == ["real_data_1.png"] and (dest / "real_data_1.png").read_bytes() == b"new"
     assert sorted(p.name for p in dest.iterdir()) == ["default_1.png", "real_data_1.png", "real_data_cifar_1.png"]
+
+
+def test_every_studys_paper_overrides_compose(tmp_path):
+    # a paper-scale override that does not fit its experiment (e.g. data.d on a dataset without d)
+    # must show up here, not on a cluster: every study's plan must compose
+    env = cli_env(RAY_TMPDIR=str(tmp_path / "ray"))
+    proc = subprocess.run([str(BIN / "gdbench-reproduce"), "--scale", "paper", "--out", str(tmp_path / "out"),
+                           "plan=true"], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    ran = [s for s in reproduce.STUDIES if not (s.requires and s.requires())]
+    assert proc.stdout.count("estimated compute:") == len(ran) and f"paper scale, {len(ran)} studies:" in proc.stdout
