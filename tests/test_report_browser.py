@@ -36,11 +36,13 @@ CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """A real report: the default study's headline figures on a small grid in which two losses and a
-    small and a huge step give values from 1e-41 to 1e269 and missing cells (targets not reached)."""
+    """A real report: the default study's headline figures on a small grid (two subsets, two PCA
+    sizes) in which two losses and a small and a huge step give values over hundreds of decades and
+    missing cells (targets not reached)."""
     tmp = tmp_path_factory.mktemp("browser")
     run_gdbench("-m", "experiment=default", "model=linear,two_layer", "loss=logistic,squared",
-                "algorithm.lr=1,1e4", "seed=range(2)", "data.n=30", "data.d=8,32", "iterations=40",
+                "algorithm.lr=1,1e4", "seed=range(2)", "data.seed=range(2)", "data.n=40", "data.project_dim=4,8",
+                "iterations=40",
                 "report.enabled=true", "report.bootstrap=50", "hydra.sweep.dir=sw", cwd=tmp, timeout=600)
     rep = tmp / "sw" / "report"
     assert (rep / "index.html").exists() and (rep / "index.md").exists()
