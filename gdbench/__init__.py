@@ -1,5 +1,8 @@
 """gdbench: a distributed benchmarking workflow for the dynamics of gradient descent."""
+from pathlib import Path
+
 __version__ = "0.1.0"
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # Hydra's config directory (conf/)
 
 
 def load(sweep_dir, **kw):

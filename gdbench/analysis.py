@@ -361,3 +361,9 @@ def summary_table(runs: pd.DataFrame, *, by=None) -> pd.DataFrame:
     out = out[keys + cols + ["non_monotone", "n_increases", "transition_time", "final_loss", "_marks"]]
     out.attrs["keys"] = keys
     return out
+
+
+def summary_text(runs: pd.DataFrame) -> str:
+    """The terminal summary: `summary_table` over every swept key, as Markdown."""
+    from gdbench import render
+    return render.to_markdown(summary_table(numeric_keys(runs)))

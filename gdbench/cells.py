@@ -188,15 +188,19 @@ def run_task(task: Task, datasets: dict, *, device: str = "cpu", compile: bool =
     return out
 
 
-def describe(p: Plan) -> str:
-    """The dry-run text: grid size, cells, tasks and the estimated cost."""
+def describe(p: Plan, *, executor: str | None = None, why: str = "", slots: int = 1) -> str:
+    """The plan text: grid size, cells, tasks, where they will run and the estimated cost."""
+    from gdbench.executors import RAY_START_S, estimated_wall_s  # plain arithmetic, no Ray
+    total = sum(t.cost_s for t in p.tasks)
+    wall = estimated_wall_s(p, slots) + (RAY_START_S if executor == "ray" else 0.0)
     lines = [f"runs: {len(p.runs)} ({p.skipped} already finished, {len(p.runs) - p.skipped} to run)",
              f"cells: {p.n_cells}   tasks: {len(p.tasks)}   datasets: {len(p.datasets)}",
-             f"estimated compute: {sum(t.cost_s for t in p.tasks):.1f} s "
-             f"(sum over tasks; divide by the number of workers)"]
+             f"estimated compute: {total:.1f} s (sum over tasks)"]
+    if executor:
+        lines.append(f"executor: {executor} ({why}); estimated wall time ≈ {wall:.1f} s on {slots} worker(s)"
+                     + (" including Ray's start" if executor == "ray" else ""))
     for t in p.tasks[:20]:
         lines.append(f"  task {t.task_id}: {len(t.chunks)} chunk(s), {t.n_runs} runs, ~{t.cost_s:.2f} s")
     if len(p.tasks) > 20:
         lines.append(f"  … {len(p.tasks) - 20} more tasks")
     return "\n".join(lines)
-

@@ -16,10 +16,9 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 
-from gdbench import grid
-from gdbench.launcher import execute, job_config, settings_of, summary_table
-
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+from gdbench import CONF_DIR, grid
+from gdbench.launcher import job_config
+from gdbench.sweep import execute, remove_if_unused, settings_of, user_errors_exit
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
@@ -27,9 +26,13 @@ def _hydra_app(cfg) -> None:
     # Reached only for a single run: a multirun goes through GdbenchLauncher, which batches.
     c = job_config(cfg)
     hc = HydraConfig.get()
-    run = grid.run_from_config(c, list(hc.overrides.task))
-    execute([run], settings_of(c), hc.runtime.output_dir, overrides=sys.argv[1:],
-            in_process=not (c["cluster"] or {}).get("address"))
+    out = Path(hc.runtime.output_dir)
+    try:
+        with user_errors_exit():
+            run = grid.run_from_config(c, list(hc.overrides.task))
+            execute([run], settings_of(c), out, overrides=sys.argv[1:])
+    finally:  # a run that failed validation, or plan=true, leaves no results directory behind
+        remove_if_unused(out, keep_if_any_of=("runs", "failed", "failures.jsonl"))
 
 
 def main() -> None:
@@ -91,7 +94,8 @@ def collect(argv=None) -> None:
         sys.exit(f"gdbench-collect: {e}")
     print(f"{args[0]}: {len(runs)} finished runs")
     if len(runs):
-        print(summary_table(runs))
+        from gdbench import analysis
+        print(analysis.summary_text(runs))
 
 
 def report(argv=None) -> None:
@@ -101,7 +105,7 @@ def report(argv=None) -> None:
     import json
 
     from gdbench import report as report_stage
-    from gdbench.launcher import report_options
+    from gdbench.sweep import report_options
     ap = argparse.ArgumentParser(prog="gdbench-report", description=report.__doc__)
     ap.add_argument("sweep_dir", nargs="+", help="a gdbench sweep directory (finished, running or interrupted); "
                     "two: compare them (gdbench/compare.py)")

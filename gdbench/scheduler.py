@@ -1,9 +1,10 @@
-"""Cells → Ray tasks → store. The only module that imports Ray (docs/design.md §3).
+"""Cells → Ray tasks → results. The only module that imports Ray (docs/design.md §3).
 
 Embedded local Ray by default (`cluster.address: null`), or an existing cluster by address.
 Workers get their environment at start (docs/design.md §8: glibc allocator settings that keep
 freed tensors mapped, and as many intra-op threads as the task has CPUs). Datasets are `ray.put` once by the
-driver, so workers need no files; results come back to the driver, which alone writes the store,
+driver, so workers need no files; results come back to the driver (`results` yields them to the
+sweep's one writing loop), which alone writes the store,
 so no shared filesystem is needed. Code reaches workers through the installed package (the same
 environment on every node), or, with `cluster.ship_code: true`, through Ray's runtime environment
 (`py_modules` = this gdbench package).
@@ -13,14 +14,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 
 import ray
-from tqdm import tqdm
 
 import gdbench
 from gdbench import cells
+from gdbench.executors import ClusterUnreachable
 
 WORKER_ENV = {
     "MALLOC_MMAP_THRESHOLD_": "1000000000",
@@ -38,10 +38,6 @@ def _execute(task, device, compile, num_threads, keys, *arrays):
     for r in out:
         r["node_id"] = node
     return out
-
-
-class ClusterUnreachable(RuntimeError):
-    pass
 
 
 def check_reachable(address: str, timeout_s: float) -> None:
@@ -90,46 +86,40 @@ def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, sh
     return ray.cluster_resources()
 
 
-def run(plan: cells.Plan, store, *, address=None, num_cpus: float = 1, num_gpus: float = 0.0,
-        device: str = "cpu", compile: bool = False, local_num_cpus: int | None = None, object_store_mb: int = 512,
-        ship_code: bool = False, max_in_flight: int | None = None, progress: bool = True,
-        extra_columns: dict | None = None, background_shutdown: bool = False,
-        connect_timeout_s: float = 30.0) -> dict:
-    """Schedule every task of `plan`, write each finished chunk to `store` as it arrives.
-    Returns timings and counts. Ctrl-C cancels what is in flight; finished chunks stay.
-    background_shutdown: after a normal finish, disconnect (and stop the embedded instance) in a
-    background thread (see `_shutdown`) that the caller overlaps with its own work; it must call `wait_shutdown()` before exiting."""
-    timings = {}
-    t0 = time.perf_counter()
-    try:  # from ray.init on: a Ctrl-C even while Ray starts must stop what it started
+def connect(address, *, num_cpus: float, num_gpus: float, device: str, local_num_cpus: int | None,
+            object_store_mb: int, ship_code: bool, connect_timeout_s: float) -> tuple[dict, float]:
+    """Start the embedded instance or join the cluster, and check that it can run the tasks as
+    configured; returns its resources and the GPUs per task. A Ctrl-C even while Ray starts stops
+    what it started."""
+    try:
         resources = start(address, num_cpus=local_num_cpus, object_store_mb=object_store_mb, ship_code=ship_code,
                           num_threads=max(1, int(num_cpus)), connect_timeout_s=connect_timeout_s)
-        timings["ray_start_s"] = time.perf_counter() - t0
         if device.startswith("cuda"):
             if resources.get("GPU", 0) <= 0:
                 raise ValueError(f"device={device!r}: the Ray cluster has no GPU "
                                  f"(resources: {dict(resources)}); use device=cpu or a GPU cluster")
-            if num_gpus <= 0:
-                num_gpus = 1.0
+            num_gpus = num_gpus if num_gpus > 0 else 1.0
         elif num_gpus > 0:
             raise ValueError(f"resources.num_gpus={num_gpus} with device={device!r}: GPUs are only requested "
                              f"for device=cuda")
         if num_cpus > resources.get("CPU", 0):
             raise ValueError(f"resources.num_cpus={num_cpus}: no node of this cluster has that many CPUs "
                              f"(cluster CPUs: {resources.get('CPU', 0)})")
-        out = _drain(plan, store, resources, timings, t0, num_cpus=num_cpus, num_gpus=num_gpus,
-                     device=device, compile=compile, max_in_flight=max_in_flight, progress=progress,
-                     extra_columns=extra_columns or {})
     except BaseException:
         _shutdown()
         raise
-    if background_shutdown:
-        global _shutdown_thread
+    return resources, num_gpus
+
+
+def disconnect(background: bool) -> None:
+    """Leave Ray (stopping the embedded instance). background=True: in a thread the caller
+    overlaps with its own work, and joins with `wait_shutdown()` before exiting."""
+    global _shutdown_thread
+    if background:
         _shutdown_thread = threading.Thread(target=_shutdown, name="gdbench-ray-shutdown")
         _shutdown_thread.start()
     else:
         _shutdown()
-    return out
 
 
 def _shutdown() -> None:
@@ -163,19 +153,15 @@ def wait_shutdown() -> None:
         _shutdown_thread = None
 
 
-def _drain(plan, store, resources, timings, t0, *, num_cpus, num_gpus, device, compile, max_in_flight, progress,
-           extra_columns):
-    t1 = time.perf_counter()
+def results(plan, resources, *, num_cpus, num_gpus, device, compile, max_in_flight=None):
+    """Submit the plan's tasks (at most twice as many in flight as the cluster has slots) and
+    yield (task, results) as each finishes. A task lost after its retries yields a failure
+    record per chunk; closing the generator (Ctrl-C, an error in the caller) cancels what is
+    still in flight."""
     refs = {k: ray.put(v) for k, v in plan.datasets.items()}
     remote = ray.remote(_execute)
     limit = max_in_flight or max(2, int(2 * resources.get("CPU", 1) / max(num_cpus, 1e-9)))
-    pending = list(plan.tasks)
-    in_flight: dict = {}
-    done_runs = failed_chunks = 0
-    store_s = compute_s = 0.0
-    nodes = set()
-    bar = tqdm(total=sum(t.n_runs for t in plan.tasks), unit="run", disable=not progress,
-               desc="gdbench", dynamic_ncols=True)
+    pending, in_flight = list(plan.tasks), {}
     try:
         while pending or in_flight:
             while pending and len(in_flight) < limit:
@@ -189,35 +175,12 @@ def _drain(plan, store, resources, timings, t0, *, num_cpus, num_gpus, device, c
             for ref in ready:
                 task = in_flight.pop(ref)
                 try:
-                    results = ray.get(ref)
+                    out = ray.get(ref)
                 except Exception as e:  # the task itself was lost after its retries
-                    results = [{"chunk_id": c.chunk_id, "ok": False, "run_ids": [r.run_id for r in c.runs],
-                                "error": f"{type(e).__name__}: {e}", "traceback": "", "host": None,
-                                "pid": None, "node_id": None, "wall_time_s": 0.0} for c in task.chunks]
-                s = time.perf_counter()
-                columns_of = {c.chunk_id: c.columns for c in task.chunks}
-                for r in results:
-                    extra = {"node_id": r.get("node_id"), "host": r.get("host"), "task_id": task.task_id,
-                             **extra_columns}
-                    compute_s += r["wall_time_s"]
-                    if r["ok"]:
-                        store.write_chunk(r, extra)
-                        done_runs += len(r["rows"])
-                        nodes.add(r.get("node_id"))
-                    else:
-                        store.write_failure(r, extra, columns=columns_of[r["chunk_id"]])
-                        failed_chunks += 1
-                    bar.update(len(r["rows"]) if r["ok"] else len(r["run_ids"]))
-                store_s += time.perf_counter() - s
-                bar.set_postfix(failed=failed_chunks)
-    except KeyboardInterrupt:
+                    out = [{"chunk_id": c.chunk_id, "ok": False, "run_ids": [r.run_id for r in c.runs],
+                            "error": f"{type(e).__name__}: {e}", "traceback": "", "host": None,
+                            "pid": None, "node_id": None, "wall_time_s": 0.0} for c in task.chunks]
+                yield task, out
+    finally:
         for ref in in_flight:
             ray.cancel(ref, force=True)
-        raise
-    finally:
-        bar.close()
-    timings.update({"schedule_and_compute_wall_s": time.perf_counter() - t1, "store_s": store_s,
-                    "worker_compute_s": compute_s, "total_s": time.perf_counter() - t0})
-    return {"timings": timings, "done_runs": done_runs, "failed_chunks": failed_chunks,
-            "nodes": sorted(n for n in nodes if n), "resources": dict(resources)}
-

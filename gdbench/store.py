@@ -99,16 +99,13 @@ class Store:
 
     def finished_run_ids(self) -> set[str]:
         """Run ids of every verified chunk; a damaged chunk is quarantined (its runs run again)."""
-        done = set()
-        for f in sorted((self.root / "runs").glob("*.parquet")):
-            try:
-                ids = read_chunk(f, columns=["run_id"]).column("run_id").to_pylist()
-                read_chunk(self.root / "trajectory" / f.name)
-            except ChunkDamaged as e:
-                self.quarantine(f.stem, str(e))
-                continue
-            done.update(ids)
-        return done
+        return _finished_ids(self.root, on_damaged=self.quarantine)
+
+    @staticmethod
+    def finished_run_ids_of(root) -> set[str]:
+        """The same without writing anything (planning happens before the writer lock is taken,
+        and a dry run creates nothing): a damaged chunk only counts as not finished."""
+        return _finished_ids(Path(root), on_damaged=lambda chunk_id, why: None)
 
     def quarantine(self, chunk_id: str, why: str) -> None:
         """Move a damaged chunk's files to quarantine/ (kept for a post-mortem, never read)."""
@@ -181,6 +178,19 @@ def writer_lock(root):
 
 class ChunkDamaged(OSError):
     """A chunk file that does not read back verified (checksum mismatch, truncation, not parquet)."""
+
+
+def _finished_ids(root: Path, on_damaged) -> set[str]:
+    done = set()
+    for f in sorted((root / "runs").glob("*.parquet")) if (root / "runs").is_dir() else []:
+        try:
+            ids = read_chunk(f, columns=["run_id"]).column("run_id").to_pylist()
+            read_chunk(root / "trajectory" / f.name)
+        except ChunkDamaged as e:
+            on_damaged(f.stem, str(e))
+            continue
+        done.update(ids)
+    return done
 
 
 def _sha256(data: bytes) -> str:

@@ -169,9 +169,10 @@ def _cmdline(pid):
         return ""
 
 
+# four tasks of one chunk each, on Ray (the tests below kill its workers and its driver)
 HEAVY = ["-m", "algorithm.lr=0.1,1,10,100", "seed=range(4)", "model=two_layer", "model.width=64",
          "data.n=200", "data.d=20", "iterations=4000", "task_seconds=0.5", "max_replicas=4",
-         "record.log_points=20"]
+         "record.log_points=20", "executor=ray"]
 
 
 @pytest.mark.slow
@@ -298,7 +299,7 @@ def test_compile_true_through_ray_equals_eager(tmp_path):
     # The `compile` setting reaches the engine in the Ray workers; the numbers equal the eager
     # sweep's to rounding (fused kernels), the integer metrics exactly.
     args = ["-m", "model=two_layer", "model.width=4", "data.n=20", "data.d=5", "iterations=60",
-            "algorithm.lr=0.1,10", "seed=0,1", "report.enabled=false"]
+            "algorithm.lr=0.1,10", "seed=0,1", "report.enabled=false", "executor=ray"]
     for name, flag in (("eager", "compile=false"), ("compiled", "compile=true")):
         gdbench(*args, flag, f"hydra.sweep.dir={name}", cwd=tmp_path)
     eager, compiled = (pd.read_parquet(tmp_path / d / "runs.parquet").sort_values("run_id").reset_index(drop=True)
@@ -334,3 +335,43 @@ def test_custom_data_family_from_the_command_line(tmp_path):
                    check=False)
     assert proc.returncode != 0 and "data.width: fams:lifted has no parameter 'width'" in proc.stdout + proc.stderr
     assert not list(tmp_path.glob("bad/runs/*.parquet"))
+
+
+def test_executors_give_identical_results_and_auto_says_which_it_chose(tmp_path):
+    # the same grid through this machine's processes and through Ray: every number equal (the
+    # engine is deterministic; only where it ran differs). auto picks local for this small grid
+    # and says why in the plan; a cluster address makes it Ray.
+    grid = ["-m", "model=linear,two_layer", "algorithm.lr=0.5,50", "seed=0,1", "iterations=80", "data.n=60",
+            "task_seconds=0.01", "max_replicas=2"]
+    auto = gdbench(*grid, "hydra.sweep.dir=auto", cwd=tmp_path)
+    assert "executor: local (estimated compute" in auto.stdout and "below Ray's start" in auto.stdout
+    gdbench(*grid, "executor=ray", "hydra.sweep.dir=ray", cwd=tmp_path)
+    a, r = (pd.read_parquet(tmp_path / s / "runs.parquet").sort_values("run_id").reset_index(drop=True)
+            for s in ("auto", "ray"))
+    assert len(a) == 8 and list(a.run_id) == list(r.run_id)
+    numeric = [c for c in a.columns if c not in ("host", "node_id", "task_id", "wall_time_s", "pid")
+               and pd.api.types.is_numeric_dtype(a[c])]
+    pd.testing.assert_frame_equal(a[numeric], r[numeric])
+    ta, tr = (pd.read_parquet(tmp_path / s / "trajectory").sort_values(["run_id", "iter"]).reset_index(drop=True)
+              for s in ("auto", "ray"))
+    pd.testing.assert_frame_equal(ta, tr)
+    provs = [json.loads((tmp_path / s / "provenance.json").read_text())["sessions"][-1]["result"]["executor"]
+             for s in ("auto", "ray")]
+    assert provs == ["local", "ray"]
+    plan = gdbench(*grid, "cluster=address", "cluster.address=127.0.0.1:1", "plan=true", "hydra.sweep.dir=p",
+                   cwd=tmp_path)
+    assert "executor: ray (cluster.address=127.0.0.1:1)" in plan.stdout and not (tmp_path / "p").exists()
+
+
+def test_user_errors_are_one_message_without_traceback_and_leave_no_directory(tmp_path):
+    for args, needle in ((["-m", "algorithm.lr=0.1,-1"], "algorithm.lr=-1"),
+                         (["-m", "executor=fast"], "executor='fast'"),
+                         (["algorithm.lr=-1"], "algorithm.lr=-1")):
+        proc = gdbench(*args, "hydra.sweep.dir=sw", "hydra.run.dir=one", cwd=tmp_path, check=False)
+        err = proc.stdout + proc.stderr
+        assert proc.returncode == 1 and needle in err and "Traceback" not in err, err
+        assert len([line for line in err.splitlines() if line.startswith("gdbench: error:")]) == 1, err
+        assert not (tmp_path / "sw").exists() and not (tmp_path / "one").exists()
+    full = gdbench("-m", "algorithm.lr=-1", "hydra.sweep.dir=sw", cwd=tmp_path, check=False,
+                   env=cli_env(HYDRA_FULL_ERROR="1"))
+    assert full.returncode == 1 and "Traceback" in full.stderr  # Hydra's convention: the whole story

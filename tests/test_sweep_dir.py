@@ -71,7 +71,7 @@ def test_the_embedded_ray_ignores_a_stale_cluster_file(tmp_path):
     os.makedirs(os.path.dirname(address_file), exist_ok=True)
     with open(address_file, "w") as f:
         f.write("127.0.0.1:1")
-    proc = gdbench(*SWEEP, "hydra.sweep.dir=sw", cwd=tmp_path, env=env)
+    proc = gdbench(*SWEEP, "executor=ray", "hydra.sweep.dir=sw", cwd=tmp_path, env=env)
     assert "results:" in proc.stdout
 
 
@@ -83,7 +83,7 @@ def test_the_embedded_ray_does_not_join_a_live_local_cluster(tmp_path, two_node_
     os.makedirs(os.path.dirname(address_file), exist_ok=True)
     with open(address_file, "w") as f:
         f.write(two_node_cluster["address"])
-    gdbench(*SWEEP, "hydra.sweep.dir=sw", cwd=tmp_path, env=env)
+    gdbench(*SWEEP, "executor=ray", "hydra.sweep.dir=sw", cwd=tmp_path, env=env)
     session = json.loads((tmp_path / "sw" / "provenance.json").read_text())["sessions"][-1]
     # the cluster's nodes have 150 MB object stores each (conftest); the sweep's own has the
     # configured 512 MiB (conf/cluster/local.yaml), so the store size says which Ray ran it
