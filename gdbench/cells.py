@@ -85,6 +85,7 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
          min_tasks: int = 1) -> Plan:
     if not runs:
         raise ValueError("the grid is empty (check grid.tie / grid.exclude)")
+    grid.assign_keys(runs)
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
         seen, dup = set(), None
@@ -124,7 +125,7 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
     slots = max(1, int(min_tasks))
     # a task is ≈ task_seconds, or less when the whole grid would otherwise leave workers idle
     target_s = min(task_seconds, total_s / slots)
-    chunks = []
+    chunks, flat = [], {}
     for first, objects, members, cell_s in todo:
         x, _ = datasets[first.data_key]
         T = first.config["iterations"]
@@ -137,7 +138,7 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
         for i in range(0, len(members), size):
             part = members[i:i + size]
             chunks.append(Chunk(first.cell_key, first.data_key, part, objects,
-                                [r.columns(names[r.run_id]) for r in part],
+                                [r.columns(names[r.run_id], flat) for r in part],
                                 estimate_seconds(objects[0], *x.shape, len(part), T),
                                 directions[first.data_key][0] if first.config.get("direction") else None))
     tasks, current = [], []

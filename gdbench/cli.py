@@ -1,7 +1,9 @@
 """Command-line entry points (the only place with @hydra.main).
 
-    gdbench [overrides]             one run, in this process (no Ray), into hydra.run.dir
-    gdbench -m [sweep overrides]    one batched sweep on Ray (GdbenchLauncher), into hydra.sweep.dir
+    gdbench [overrides]             one run, into hydra.run.dir
+    gdbench -m [sweep overrides]    one batched sweep (GdbenchLauncher), into hydra.sweep.dir
+Both go through the same pipeline (gdbench.sweep); `executor` says where the tasks run (auto: on
+this machine for small sweeps, on Ray for big ones or with cluster.address).
     gdbench experiment=<name>       a named study from conf/experiment/ (they declare their grid)
     gdbench-collect <sweep_dir>     rebuild runs.parquet from the finished chunks and summarize
     gdbench-report <sweep_dir>      tables, figures and index into <sweep_dir>/report/

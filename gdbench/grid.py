@@ -12,6 +12,7 @@ Grid shaping beyond Hydra's product (config key `grid`):
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -33,18 +34,19 @@ class Run:
     config: dict  # the sections and RUN_KEYS, plain data
     overrides: list = field(default_factory=list)  # the Hydra overrides that made this job
 
-    @property
+    # computed once per run (a config is not changed after the run is made): planning a large
+    # grid asks for each of them several times
+    @functools.cached_property
     def run_id(self) -> str:
         return _hash(self.config)
 
-    @property
+    @functools.cached_property
     def cell_key(self) -> str:
-        c = json.loads(json.dumps(self.config, default=str))
-        c["algorithm"].pop("lr", None)
-        c.pop("seed", None)
+        c = {k: v for k, v in self.config.items() if k != "seed"}
+        c["algorithm"] = {k: v for k, v in c["algorithm"].items() if k != "lr"}
         return _hash(c)
 
-    @property
+    @functools.cached_property
     def data_key(self) -> str:
         return _hash(self.config["data"])
 
@@ -56,10 +58,11 @@ class Run:
     def seed(self) -> int:
         return int(self.config["seed"])
 
-    def columns(self, names: dict) -> dict:
+    def columns(self, names: dict, cache: dict | None = None) -> dict:
         """The configuration as columns of the runs table (docs/design.md §4): short names (`names` gives
         the catalogue names of dataset, model, loss and algorithm), then every section key
-        flattened as `section.key`."""
+        flattened as `section.key`. `cache`: a dict shared over one grid's runs, so that a section
+        dict the runs share is flattened once."""
         c = self.config
         out = {"run_id": self.run_id, "cell_id": self.cell_key, **names,
                "activation": c["model"].get("activation", "identity" if names["model"] == "linear" else None),
@@ -67,10 +70,63 @@ class Run:
                "iterations": c["iterations"], "companion": bool(c["companion"]), "dtype": c["dtype"],
                "direction": c.get("direction")}
         for section in SECTIONS:
-            for k, v in c[section].items():
-                if k != "_target_":
-                    out[f"{section}.{k}"] = v if isinstance(v, (int, float, str, bool, type(None))) else json.dumps(v)
+            out.update(_by_identity(cache, c[section], lambda node: _flatten(section, node)))
         return out
+
+
+def _flatten(section: str, node: dict) -> dict:
+    return {f"{section}.{k}": v if isinstance(v, (int, float, str, bool, type(None))) else json.dumps(v)
+            for k, v in node.items() if k != "_target_"}
+
+
+def _by_identity(cache: dict | None, node, compute):
+    """compute(node), remembered by the node's identity in `cache` (which holds the node, so its
+    id cannot be reused while the entry lives). Runs of one grid share their unchanged dicts."""
+    if cache is None:
+        return compute(node)
+    hit = cache.get(id(node))
+    if hit is None or hit[0] is not node:
+        hit = cache[id(node)] = (node, compute(node))
+    return hit[1]
+
+
+def _json(v) -> str:
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def assign_keys(runs: list) -> None:
+    """Set run_id, cell_key and data_key of many runs at once (runs that have them keep them),
+    encoding each value the runs share once. The strings hashed are byte for byte those of the
+    per-run properties (JSON with sorted keys and default separators, assembled from its parts),
+    so the ids are the same."""
+    shared, scalars, layouts = {}, {}, {}
+
+    def encode(v):
+        if isinstance(v, (dict, list)):
+            return _by_identity(shared, v, _json)
+        key = (type(v), v)
+        if key not in scalars:
+            scalars[key] = _json(v)
+        return scalars[key]
+
+    def digest(text: str) -> str:
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    for r in runs:
+        if "run_id" in r.__dict__:
+            continue
+        c = r.config
+        names = tuple(c)
+        if names not in layouts:  # the sorted keys, JSON-encoded, once per key set
+            layouts[names] = [(k, json.dumps(k) + ": ") for k in sorted(names)]
+        layout = layouts[names]
+        parts = {k: encode(c[k]) for k in names}
+        algorithm = _json({k: v for k, v in c["algorithm"].items() if k != "lr"})
+        r.__dict__.update(
+            run_id=digest("{" + ", ".join(head + parts[k] for k, head in layout) + "}"),
+            cell_key=digest("{" + ", ".join(head + (algorithm if k == "algorithm" else parts[k])
+                                            for k, head in layout if k != "seed") + "}"),
+            data_key=digest(parts["data"]))
 
 
 def run_from_config(cfg: dict, overrides=()) -> Run:
@@ -92,11 +148,21 @@ def build(run: Run, cache: dict | None = None):
     the same dataset and model hundreds of times). The objects are immutable by design: frozen
     dataclasses, and datasets whose arrays nothing writes to."""
     def make(section):
+        node = run.config[section]
         if cache is None:
-            return instantiate(run.config[section])
-        key = (section, json.dumps(run.config[section], sort_keys=True, default=str))
+            return instantiate(node)
+        # runs of one grid share their unchanged section dicts: know a dict by identity first (the
+        # cache holds it, so its id stays its own), by content otherwise
+        seen = cache.get(("id", id(node)))
+        if seen is not None and seen[0] is node:
+            return seen[1]
+        # the step size is a run's, not its algorithm's: the engine takes one per replica and
+        # _check_run_keys validated it, so runs that differ only in lr share one algorithm object
+        content = {k: v for k, v in node.items() if k != "lr"} if section == "algorithm" else node
+        key = (section, json.dumps(content, sort_keys=True, default=str))
         if key not in cache:
-            cache[key] = instantiate(run.config[section])
+            cache[key] = instantiate(node)
+        cache[("id", id(node))] = (node, cache[key])
         return cache[key]
 
     try:

@@ -37,7 +37,7 @@ class GdbenchLauncher(Launcher):
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
-        self._cache, self._parsed, self._parser = {}, {}, None
+        self._cache, self._parsed, self._parser, self._groups = {}, {}, None, {}
         self.config_dir = gdbench.CONF_DIR
 
     def _compose(self, overrides: list) -> tuple[dict, object]:
@@ -68,12 +68,18 @@ class GdbenchLauncher(Launcher):
             # with interpolations, a changed value can change other keys: only Hydra's path is right
             self._cache[key] = (full, None if "${" in raw else job_config(full))
         full, plain = self._cache[key]
-        c = copy.deepcopy(plain) if plain is not None else None
+        # a shallow copy, and copies of the dicts along each override's path only: the rest of
+        # the config is shared between jobs (nothing downstream mutates a run's config), which
+        # keeps a 10⁵-job grid's composition fast and its memory small
+        c = dict(plain) if plain is not None else None
         for p in values:
             path = p.key_or_group.split(".")
             node = c if c is not None else {}
             for part in path[:-1]:
-                node = node.get(part) if isinstance(node, dict) else None
+                child = node.get(part) if isinstance(node, dict) else None
+                if isinstance(child, dict):
+                    child = node[part] = dict(child)
+                node = child
             value = p.value()
             simple = (c is not None and p.type == OverrideType.CHANGE and p.package is None and isinstance(node, dict)
                       and path[-1] in node and path[0] != "hydra"
@@ -89,8 +95,10 @@ class GdbenchLauncher(Launcher):
         return c, full
 
     def _is_group(self, key: str) -> bool:
-        key = key.split("@")[0]
-        return "/" in key or (Path(self.config_dir) / key).is_dir()
+        if key not in self._groups:
+            name = key.split("@")[0]
+            self._groups[key] = "/" in name or (Path(self.config_dir) / name).is_dir()
+        return self._groups[key]
 
     def launch(self, job_overrides, initial_job_idx):
         setup_globals()
@@ -107,21 +115,26 @@ class GdbenchLauncher(Launcher):
         g = base.get("grid") or {}
         jobs = grid.shape_grid([list(o) for o in job_overrides], tie=g.get("tie") or (),
                                exclude=g.get("exclude") or ())
-        runs, returns, settings = [], [], None
+        runs, returns, settings, names = [], [], None, {}
         for idx, overrides in enumerate(jobs):
             c, hydra_cfg = self._compose(list(overrides))
+            mine = settings_of(c)
             if settings is None:
-                settings = settings_of(c)
-            for key in SWEEP_LEVEL:  # one sweep = one set of sweep-level settings
-                if settings_of(c)[key] != settings[key]:
-                    raise ValueError(f"{key}: a sweep-level setting cannot vary within a sweep "
-                                     f"({settings[key]!r} vs {settings_of(c)[key]!r}); run separate sweeps")
+                settings = mine
+            if mine != settings:  # one sweep = one set of sweep-level settings
+                key = next(k for k in SWEEP_LEVEL if mine[k] != settings[k])
+                raise ValueError(f"{key}: a sweep-level setting cannot vary within a sweep "
+                                 f"({settings[key]!r} vs {mine[key]!r}); run separate sweeps")
             runs.append(grid.run_from_config(c, filter_overrides(overrides)))
             # cfg: the job's config as plain data (one batched sweep; no per-job Hydra app runs)
+            if id(hydra_cfg) not in names:  # OmegaConf access is slow; jobs share a few composed configs
+                names[id(hydra_cfg)] = (hydra_cfg, hydra_cfg.hydra.job.name)
             ret = JobReturn(overrides=list(overrides), cfg=c, hydra_cfg=hydra_cfg, working_dir=str(sweep_dir),
-                            task_name=hydra_cfg.hydra.job.name, status=JobStatus.COMPLETED)
-            ret.return_value = runs[-1].run_id
+                            task_name=names[id(hydra_cfg)][1], status=JobStatus.COMPLETED)
             returns.append(ret)
+        grid.assign_keys(runs)  # every run's id at once (the plan needs them too)
+        for ret, run in zip(returns, runs):
+            ret.return_value = run.run_id
         log.info(f"gdbench: {len(job_overrides)} Hydra jobs → {len(runs)} runs after grid.tie/exclude")
         execute(runs, settings or settings_of(base), sweep_dir, overrides=sys.argv[1:])
         return returns

@@ -149,3 +149,25 @@ print("engine", "torch._C" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["planned", "False", "engine", "True"]
+
+
+def test_keys_assigned_in_bulk_equal_the_per_run_properties():
+    # grid.assign_keys assembles the hashed JSON from shared parts; the per-run properties hash
+    # the whole config at once: both routes must give the same run_id, cell_key and data_key
+    import copy
+    from gdbench import grid
+    base = {"data": {"_target_": "gdbench.data.gaussian", "n": 20, "d": 3, "margin": 0.1, "classes": [3, 5]},
+            "model": {"_target_": "gdbench.models.Linear", "init_mode": "zero"},
+            "loss": {"_target_": "gdbench.losses.Logistic"}, "algorithm": {"_target_": "gdbench.algorithms.GD", "lr": 1.0},
+            "seed": 0, "iterations": 10, "eps": [0.01], "record": {"dense": 5, "log_points": 2},
+            "companion": False, "stop_loss": None, "dtype": "float64", "direction": "svm"}
+    runs = []
+    for lr in (0.5, 2.0):
+        for seed in (0, 1):
+            c = dict(base, seed=seed, algorithm=dict(base["algorithm"], lr=lr))  # data/model/loss shared
+            runs.append(grid.Run(config=c))
+    fresh = [grid.Run(config=copy.deepcopy(r.config)) for r in runs]
+    grid.assign_keys(runs)
+    for bulk, one in zip(runs, fresh):
+        assert (bulk.run_id, bulk.cell_key, bulk.data_key) == (one.run_id, one.cell_key, one.data_key)
+    assert len({r.cell_key for r in runs}) == 1 and len({r.run_id for r in runs}) == 4
