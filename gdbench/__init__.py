@@ -2,7 +2,10 @@
 from pathlib import Path
 
 __version__ = "0.1.0"
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # Hydra's config directory (conf/)
+# Hydra's config directory: conf/ at the repository root in a source checkout (also an editable
+# install), gdbench/conf inside an installed wheel (pyproject.toml maps conf/ there)
+_HERE = Path(__file__).resolve().parent
+CONF_DIR = str(_HERE / "conf" if (_HERE / "conf" / "config.yaml").is_file() else _HERE.parent / "conf")
 
 
 def load(sweep_dir, **kw):

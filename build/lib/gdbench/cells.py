@@ -1,0 +1,207 @@
+"""Runs → cells → tasks, and the execution of one task (docs/design.md §3). No Ray here.
+
+`plan(runs)` validates every run (instantiating its catalogue objects; nothing is scheduled before
+the whole grid passes), loads each distinct dataset once, groups runs into cells (equal
+`cell_key`), splits cells into chunks and packs chunks into tasks.
+
+Task sizing rule (documented, testable): the cost of a chunk of R replicas of a cell is estimated as
+
+    seconds ≈ (T + 1) · (OVERHEAD_S + R · model.matmul_flops(1, n, d) / FLOPS)
+
+(OVERHEAD_S: the per-iteration interpreter cost of the engine, FLOPS: a conservative achieved
+matmul rate; both constants below, set from benchmarks/engine.py on a small CPU machine). A cell is split into chunks of at
+most `max_replicas` replicas and at most ≈ 4·task_seconds each; consecutive chunks are then packed
+into one task until it reaches ≈ task_seconds, so tiny cells share a task and big ones are split.
+`min_tasks` (the number of worker slots, when known) lowers that target to total/min_tasks and
+splits each cell into at least its share of the slots, so a grid smaller than
+min_tasks · task_seconds still keeps every worker busy.
+
+`run_task(task, datasets)` runs a task's chunks one after another with the engine and returns
+plain data (rows and long-format trajectory arrays), ready to cross a process boundary.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gdbench import grid
+
+OVERHEAD_S = 6e-4  # seconds per engine iteration independent of the batch size
+FLOPS = 2e10  # achieved float64 matmul FLOP/s per task (one core, conservative)
+
+
+@dataclass
+class Chunk:
+    """Replicas of one cell executed as one batched tensor program."""
+
+    cell_key: str
+    data_key: str
+    runs: list  # grid.Run
+    objects: tuple  # (model, loss, algorithm) instances of the cell
+    columns: list  # per-run configuration columns
+    cost_s: float
+    direction: object = None  # reference direction (d,) for direction_error, or None
+
+    @property
+    def chunk_id(self) -> str:
+        return grid._hash(sorted(r.run_id for r in self.runs))
+
+
+@dataclass
+class Task:
+    chunks: list
+    task_id: str = ""
+
+    @property
+    def cost_s(self) -> float:
+        return sum(c.cost_s for c in self.chunks)
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(c.runs) for c in self.chunks)
+
+
+@dataclass
+class Plan:
+    runs: list
+    datasets: dict  # data_key → (x, y)
+    tasks: list
+    n_cells: int
+    skipped: int = 0  # runs already finished (resume)
+    info: dict = field(default_factory=dict)
+
+
+def estimate_seconds(model, n: int, d: int, replicas: int, iterations: int) -> float:
+    return (iterations + 1) * (OVERHEAD_S + replicas * model.matmul_flops(1, n, d) / FLOPS)
+
+
+def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max_replicas: int = 256,
+         min_tasks: int = 1) -> Plan:
+    if not runs:
+        raise ValueError("the grid is empty (check grid.tie / grid.exclude)")
+    grid.assign_keys(runs)
+    ids = [r.run_id for r in runs]
+    if len(set(ids)) != len(ids):
+        seen, dup = set(), None
+        for r in runs:
+            if r.run_id in seen:
+                dup = r
+                break
+            seen.add(r.run_id)
+        raise ValueError(f"two jobs define the same run ({' '.join(dup.overrides)}): remove the duplicate "
+                         f"sweep values")
+    datasets, names, cells, directions, built = {}, {}, {}, {}, {}
+    for run in runs:  # validation of the whole grid first: errors name the key and the run
+        ds, model, loss, algorithm = grid.build(run, cache=built)
+        datasets.setdefault(run.data_key, (ds.x, ds.y))
+        if run.config.get("direction") == "svm" and run.data_key not in directions:
+            from gdbench.data import max_margin_direction
+            try:
+                u = max_margin_direction(ds.x, ds.y)
+            except ValueError as e:
+                raise ValueError(f"{e} (in run {' '.join(run.overrides) or run.run_id})") from e
+            # once per dataset: u, and the data's margin μ = min_i y_i x_iᵀu and radius max_i ‖x_i‖
+            directions[run.data_key] = (u, {"data_margin": float(np.min(ds.y * (ds.x @ u))),
+                                            "data_radius": float(np.max(np.linalg.norm(ds.x, axis=1)))})
+        names[run.run_id] = {"dataset": ds.name, "model": model.name, "loss": loss.name,
+                             "algorithm": algorithm.name, "n": ds.n, "d": ds.d}
+        if run.config.get("direction"):
+            names[run.run_id].update(directions[run.data_key][1])
+        cells.setdefault(run.cell_key, (run, (model, loss, algorithm), []))[2].append(run)
+    todo = []  # (first run, objects, runs still to do, estimated seconds) per cell
+    for key, (first, objects, members) in cells.items():
+        members = [r for r in members if r.run_id not in done_run_ids]
+        if members:
+            x, _ = datasets[first.data_key]
+            todo.append((first, objects, members,
+                         estimate_seconds(objects[0], *x.shape, len(members), first.config["iterations"])))
+    total_s = sum(c[3] for c in todo)
+    slots = max(1, int(min_tasks))
+    # a task is ≈ task_seconds, or less when the whole grid would otherwise leave workers idle
+    target_s = min(task_seconds, total_s / slots)
+    chunks, flat = [], {}
+    for first, objects, members, cell_s in todo:
+        x, _ = datasets[first.data_key]
+        T = first.config["iterations"]
+        per_replica = estimate_seconds(objects[0], *x.shape, 1, T) - estimate_seconds(objects[0], *x.shape, 0, T)
+        by_time = max(1, int((4 * task_seconds) / max(per_replica, 1e-12)))
+        size = max(1, min(max_replicas, by_time))
+        if slots > 1:  # this cell's share of the worker slots, so that a small grid uses them all
+            share = max(1, math.ceil(slots * cell_s / max(total_s, 1e-12)))
+            size = min(size, math.ceil(len(members) / share))
+        for i in range(0, len(members), size):
+            part = members[i:i + size]
+            chunks.append(Chunk(first.cell_key, first.data_key, part, objects,
+                                [r.columns(names[r.run_id], flat) for r in part],
+                                estimate_seconds(objects[0], *x.shape, len(part), T),
+                                directions[first.data_key][0] if first.config.get("direction") else None))
+    tasks, current = [], []
+    for ch in chunks:
+        current.append(ch)
+        if sum(c.cost_s for c in current) >= target_s:
+            tasks.append(Task(current))
+            current = []
+    if current:
+        tasks.append(Task(current))
+    for t in tasks:
+        t.task_id = grid._hash([c.chunk_id for c in t.chunks])
+    return Plan(runs=runs, datasets=datasets, tasks=tasks, n_cells=len(todo),
+                skipped=sum(1 for r in runs if r.run_id in done_run_ids))
+
+
+def run_task(task: Task, datasets: dict, *, device: str = "cpu", compile: bool = False) -> list[dict]:
+    """Run every chunk of a task; one result dict per chunk. A chunk that raises is returned as
+    a failure record (error + traceback) so that the other chunks and the sweep go on."""
+    from gdbench import engine  # torch: loaded in the process that computes, never in the planner
+    out = []
+    host = socket.gethostname()
+    for ch in task.chunks:
+        start = time.perf_counter()
+        try:
+            model, loss, algorithm = ch.objects
+            c = ch.runs[0].config
+            x, y = datasets[ch.data_key]
+            res = engine.run_cell(
+                x, y, model=model, loss=loss, algorithm=algorithm,
+                lrs=[r.lr for r in ch.runs], seeds=[r.seed for r in ch.runs], iterations=c["iterations"],
+                eps=tuple(c["eps"]), record=engine.RecordSchedule(**c["record"]), companion=c["companion"],
+                stop_loss=c["stop_loss"], device=device, dtype=c["dtype"], direction=ch.direction,
+                compile=compile)
+            rows = []
+            for cols, metrics in zip(ch.columns, res.run_rows()):
+                metrics.pop("lr"), metrics.pop("seed")
+                rows.append({**cols, **metrics, "error": None, "wall_time_s": res.wall_time_s / len(ch.runs)})
+            traj = res.trajectory_columns()
+            run_ids = np.array([r.run_id for r in ch.runs], dtype=object)
+            traj["run_id"] = run_ids[traj.pop("replica")]
+            out.append({"chunk_id": ch.chunk_id, "ok": True, "rows": rows, "trajectory": traj,
+                        "host": host, "pid": os.getpid(), "wall_time_s": time.perf_counter() - start})
+        except Exception as e:  # recorded, never fatal to the sweep
+            out.append({"chunk_id": ch.chunk_id, "ok": False, "run_ids": [r.run_id for r in ch.runs],
+                        "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
+                        "host": host, "pid": os.getpid(), "wall_time_s": time.perf_counter() - start})
+    return out
+
+
+def describe(p: Plan, *, executor: str | None = None, why: str = "", slots: int = 1) -> str:
+    """The plan text: grid size, cells, tasks, where they will run and the estimated cost."""
+    from gdbench.executors import RAY_START_S, estimated_wall_s  # plain arithmetic, no Ray
+    total = sum(t.cost_s for t in p.tasks)
+    wall = estimated_wall_s(p, slots) + (RAY_START_S if executor == "ray" else 0.0)
+    lines = [f"runs: {len(p.runs)} ({p.skipped} already finished, {len(p.runs) - p.skipped} to run)",
+             f"cells: {p.n_cells}   tasks: {len(p.tasks)}   datasets: {len(p.datasets)}",
+             f"estimated compute: {total:.1f} s (sum over tasks)"]
+    if executor:
+        lines.append(f"executor: {executor} ({why}); estimated wall time ≈ {wall:.1f} s on {slots} worker(s)"
+                     + (" including Ray's start" if executor == "ray" else ""))
+    for t in p.tasks[:20]:
+        lines.append(f"  task {t.task_id}: {len(t.chunks)} chunk(s), {t.n_runs} runs, ~{t.cost_s:.2f} s")
+    if len(p.tasks) > 20:
+        lines.append(f"  … {len(p.tasks) - 20} more tasks")
+    return "\n".join(lines)

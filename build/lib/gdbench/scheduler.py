@@ -1,0 +1,186 @@
+"""Cells → Ray tasks → results. The only module that imports Ray (docs/design.md §3).
+
+Embedded local Ray by default (`cluster.address: null`), or an existing cluster by address.
+Workers get their environment at start (docs/design.md §8: glibc allocator settings that keep
+freed tensors mapped, and as many intra-op threads as the task has CPUs). Datasets are `ray.put` once by the
+driver, so workers need no files; results come back to the driver (`results` yields them to the
+sweep's one writing loop), which alone writes the store,
+so no shared filesystem is needed. Code reaches workers through the installed package (the same
+environment on every node), or, with `cluster.ship_code: true`, through Ray's runtime environment
+(`py_modules` = this gdbench package).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import ray
+
+import gdbench
+from gdbench import cells
+from gdbench.executors import ClusterUnreachable
+
+WORKER_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": "1000000000",
+    "MALLOC_TRIM_THRESHOLD_": "100000000000",
+    "MALLOC_TOP_PAD_": "1000000000",
+}
+
+
+def _execute(task, device, compile, num_threads, keys, *arrays):
+    """The Ray task body: run a task's chunks with the engine; plain data back."""
+    import torch
+    torch.set_num_threads(max(1, int(num_threads)))
+    out = cells.run_task(task, dict(zip(keys, arrays)), device=device, compile=compile)
+    node = ray.get_runtime_context().get_node_id()
+    for r in out:
+        r["node_id"] = node
+    return out
+
+
+def check_reachable(address: str, timeout_s: float) -> None:
+    """Fail within `timeout_s` when nothing answers at a host:port address (ray://host:port
+    too): Ray's own connect retries for minutes before it gives up. `auto` is Ray's to resolve."""
+    host_port = address.split("://", 1)[-1]
+    if address == "auto" or ":" not in host_port:
+        return
+    host, port = host_port.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as e:
+        why = "timed out" if isinstance(e, socket.timeout) else (getattr(e, "strerror", None) or str(e))
+        raise ClusterUnreachable(f"cluster.address={address}: nothing answers there ({why}, within "
+                                 f"cluster.connect_timeout_s={timeout_s:g} s); start the head node "
+                                 "(ray start --head) or correct the address") from None
+
+
+def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, ship_code: bool,
+          num_threads: int, connect_timeout_s: float = 30.0) -> dict:
+    worker_env = {**WORKER_ENV, "OMP_NUM_THREADS": str(num_threads)}
+    env = {"py_modules": [str(Path(gdbench.__file__).parent)]} if ship_code else {}
+    if address:
+        check_reachable(address, connect_timeout_s)
+        env["env_vars"] = worker_env  # an existing cluster: workers get the variables per job
+        ray.init(address=address, runtime_env=env, log_to_driver=False)
+    else:
+        # Embedded Ray: the raylet, and every worker it starts, inherit this process's environment
+        # at ray.init. Setting the variables there (not as a runtime_env) lets the workers Ray
+        # prestarts at init serve the first tasks; a runtime_env would make every task wait for a
+        # fresh worker. The driver's own environment is restored right after.
+        saved = {k: os.environ.get(k) for k in worker_env}
+        os.environ.update(worker_env)
+        try:
+            # address="local": always a new instance of our own — without it, Ray joins whatever
+            # its temp folder's ray_current_cluster file names (a local cluster someone else runs,
+            # or a stale file from one that was killed) and then rejects object_store_memory
+            ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_mb * 2**20,
+                     include_dashboard=False, runtime_env=env or None, log_to_driver=False)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return ray.cluster_resources()
+
+
+def connect(address, *, num_cpus: float, num_gpus: float, device: str, local_num_cpus: int | None,
+            object_store_mb: int, ship_code: bool, connect_timeout_s: float) -> tuple[dict, float]:
+    """Start the embedded instance or join the cluster, and check that it can run the tasks as
+    configured; returns its resources and the GPUs per task. A Ctrl-C even while Ray starts stops
+    what it started."""
+    try:
+        resources = start(address, num_cpus=local_num_cpus, object_store_mb=object_store_mb, ship_code=ship_code,
+                          num_threads=max(1, int(num_cpus)), connect_timeout_s=connect_timeout_s)
+        if device.startswith("cuda"):
+            if resources.get("GPU", 0) <= 0:
+                raise ValueError(f"device={device!r}: the Ray cluster has no GPU "
+                                 f"(resources: {dict(resources)}); use device=cpu or a GPU cluster")
+            num_gpus = num_gpus if num_gpus > 0 else 1.0
+        elif num_gpus > 0:
+            raise ValueError(f"resources.num_gpus={num_gpus} with device={device!r}: GPUs are only requested "
+                             f"for device=cuda")
+        if num_cpus > resources.get("CPU", 0):
+            raise ValueError(f"resources.num_cpus={num_cpus}: no node of this cluster has that many CPUs "
+                             f"(cluster CPUs: {resources.get('CPU', 0)})")
+    except BaseException:
+        _shutdown()
+        raise
+    return resources, num_gpus
+
+
+def disconnect(background: bool) -> None:
+    """Leave Ray (stopping the embedded instance). background=True: in a thread the caller
+    overlaps with its own work, and joins with `wait_shutdown()` before exiting."""
+    global _shutdown_thread
+    if background:
+        _shutdown_thread = threading.Thread(target=_shutdown, name="gdbench-ray-shutdown")
+        _shutdown_thread.start()
+    else:
+        _shutdown()
+
+
+def _shutdown() -> None:
+    """ray.shutdown(), a second faster for an embedded instance. Ray stops its processes one by one
+    (raylet, GCS, then the autoscaler monitor, …), each with SIGTERM and up to 1 s of grace. The
+    monitor's SIGTERM handler reports its own death to the GCS, which is already gone, so it always
+    uses the whole second and is then killed. An embedded instance has no autoscaling to wind
+    down, so its monitor is killed first. Ray keeps the processes it started in a private table;
+    if that changes, this falls back to the plain ray.shutdown()."""
+    try:  # processes this driver started: none when it only connected to a cluster
+        started = ray._private.worker._global_node.all_processes
+    except AttributeError:
+        started = {}
+    for info in started.get("monitor", []):
+        try:
+            info.process.kill()
+            info.process.wait(timeout=1)
+        except Exception:  # already gone, or not a Popen any more: ray.shutdown copes
+            pass
+    ray.shutdown()
+
+
+_shutdown_thread: threading.Thread | None = None
+
+
+def wait_shutdown() -> None:
+    """Wait for a background shutdown started by run(background_shutdown=True)."""
+    global _shutdown_thread
+    if _shutdown_thread is not None:
+        _shutdown_thread.join()
+        _shutdown_thread = None
+
+
+def results(plan, resources, *, num_cpus, num_gpus, device, compile, max_in_flight=None):
+    """Submit the plan's tasks (at most twice as many in flight as the cluster has slots) and
+    yield (task, results) as each finishes. A task lost after its retries yields a failure
+    record per chunk; closing the generator (Ctrl-C, an error in the caller) cancels what is
+    still in flight."""
+    refs = {k: ray.put(v) for k, v in plan.datasets.items()}
+    remote = ray.remote(_execute)
+    limit = max_in_flight or max(2, int(2 * resources.get("CPU", 1) / max(num_cpus, 1e-9)))
+    pending, in_flight = list(plan.tasks), {}
+    try:
+        while pending or in_flight:
+            while pending and len(in_flight) < limit:
+                task = pending.pop(0)
+                keys = sorted({c.data_key for c in task.chunks})
+                ref = remote.options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=3,
+                                     name=f"gdbench-task-{task.task_id}").remote(
+                    task, device, compile, num_cpus, keys, *[refs[k] for k in keys])
+                in_flight[ref] = task
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                task = in_flight.pop(ref)
+                try:
+                    out = ray.get(ref)
+                except Exception as e:  # the task itself was lost after its retries
+                    out = [{"chunk_id": c.chunk_id, "ok": False, "run_ids": [r.run_id for r in c.runs],
+                            "error": f"{type(e).__name__}: {e}", "traceback": "", "host": None,
+                            "pid": None, "node_id": None, "wall_time_s": 0.0} for c in task.chunks]
+                yield task, out
+    finally:
+        for ref in in_flight:
+            ray.cancel(ref, force=True)
