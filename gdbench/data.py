@@ -80,6 +80,11 @@ def check(x: np.ndarray, y: np.ndarray, name: str) -> None:
         raise ValueError(f"data {name!r}: x contains NaN or Inf")
     if not np.isin(y, (-1.0, 1.0)).all():
         raise ValueError(f"data {name!r}: labels must be in {{-1, +1}}, found {np.unique(y)[:5].tolist()}")
+    # rejected, not warned about: with one class every quantity gdbench measures (separation
+    # time, margin, the perceptron's steps) is trivial, so a sweep on it is a mistake upstream
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"data {name!r}: every label is {int(y[0]):+d}; a classification benchmark needs "
+                         "both classes (check the file, data.classes or data.n)")
 
 
 def _project(x, how, k, rng):

@@ -113,8 +113,13 @@ class GdbenchLauncher(Launcher):
     def _launch(self, job_overrides, sweep_dir: Path):
         base = job_config(self.config)
         g = base.get("grid") or {}
+        if not job_overrides:  # Hydra's product of the swept values is empty
+            raise ValueError("the grid is empty: a swept key has no values (e.g. seed='range(0)')")
         jobs = grid.shape_grid([list(o) for o in job_overrides], tie=g.get("tie") or (),
                                exclude=g.get("exclude") or ())
+        if not jobs:
+            raise ValueError(f"the grid is empty after grid.tie / grid.exclude ({len(job_overrides)} jobs "
+                             "before them): check their values")
         runs, returns, settings, names = [], [], None, {}
         for idx, overrides in enumerate(jobs):
             c, hydra_cfg = self._compose(list(overrides))

@@ -34,7 +34,14 @@ def npz(path: str, x_key: str = "x", y_key: str = "y", n: int | None = None, *, 
     file = Path(path).expanduser()
     if not file.is_file():
         raise ValueError(f"data.path={str(file)!r}: no such file")
-    with np.load(file) as f:
+    try:
+        archive = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as e:  # numpy's own message would talk about pickles
+        raise ValueError(f"data.path={str(file)!r}: not an .npz archive (numpy: {type(e).__name__})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a bare .npy array
+        raise ValueError(f"data.path={str(file)!r}: a single .npy array, not an .npz archive with "
+                         f"{x_key!r} and {y_key!r}")
+    with archive as f:
         for key in (x_key, y_key):
             if key not in f:
                 raise ValueError(f"data.path={str(file)!r}: no array {key!r} (has {sorted(f.files)})")

@@ -192,3 +192,20 @@ def test_readme_example_family_runs_through_custom():
     ds = data.custom(fn=str(ROOT / "docs" / "examples" / "families.py") + ":tilted_pair", d=8, tilt=0.1, seed=2)
     assert ds.name == "tilted_pair" and ds.x.shape == (40, 8)
     assert (ds.y * ds.x[:, 0]).min() >= 0.1  # separable along e_0 with margin ≥ tilt (its definition)
+
+
+def test_file_and_label_mistakes_are_named(tmp_path):
+    # an .npz that is not a zip archive, a bare .npy, and data of one class: one message each
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"this is not a zip archive")
+    with pytest.raises(ValueError, match=r"bad.npz'?: not an .npz archive"):
+        real_data.npz(path=str(bad))
+    arr = tmp_path / "one.npz"
+    with open(arr, "wb") as f:
+        np.save(f, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="a single .npy array"):
+        real_data.npz(path=str(arr))
+    one = tmp_path / "oneclass.npz"
+    np.savez(one, x=np.eye(3), y=np.ones(3))
+    with pytest.raises(ValueError, match=r"every label is \+1"):
+        real_data.npz(path=str(one))

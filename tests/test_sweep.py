@@ -366,6 +366,7 @@ def test_executors_give_identical_results_and_auto_says_which_it_chose(tmp_path)
 def test_user_errors_are_one_message_without_traceback_and_leave_no_directory(tmp_path):
     for args, needle in ((["-m", "algorithm.lr=0.1,-1"], "algorithm.lr=-1"),
                          (["-m", "executor=fast"], "executor='fast'"),
+                         (["-m", "seed=range(0)"], "a swept key has no values"),
                          (["algorithm.lr=-1"], "algorithm.lr=-1")):
         proc = gdbench(*args, "hydra.sweep.dir=sw", "hydra.run.dir=one", cwd=tmp_path, check=False)
         err = proc.stdout + proc.stderr
