@@ -77,6 +77,7 @@ def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, sh
             # or a stale file from one that was killed) and then rejects object_store_memory
             ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_mb * 2**20,
                      include_dashboard=False, runtime_env=env or None, log_to_driver=False)
+            _start_watchdog()
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -84,6 +85,19 @@ def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, sh
                 else:
                     os.environ[k] = v
     return ray.cluster_resources()
+
+
+def _start_watchdog() -> None:
+    """Reap this embedded instance if the driver is killed outright (gdbench/_watchdog.py)."""
+    import subprocess
+    import sys
+    try:
+        session = ray._private.worker._global_node.get_session_dir_path()
+    except AttributeError:  # Ray's private layout changed: run without the watchdog
+        return
+    subprocess.Popen([sys.executable, "-m", "gdbench._watchdog", str(os.getpid()), session],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, env={**os.environ, "PYTHONPATH": str(Path(gdbench.__file__).parents[1])})
 
 
 def connect(address, *, num_cpus: float, num_gpus: float, device: str, local_num_cpus: int | None,

@@ -376,3 +376,27 @@ def test_user_errors_are_one_message_without_traceback_and_leave_no_directory(tm
     full = gdbench("-m", "algorithm.lr=-1", "hydra.sweep.dir=sw", cwd=tmp_path, check=False,
                    env=cli_env(HYDRA_FULL_ERROR="1"))
     assert full.returncode == 1 and "Traceback" in full.stderr  # Hydra's convention: the whole story
+
+
+@pytest.mark.slow
+def test_no_process_of_the_embedded_ray_outlives_a_killed_driver(tmp_path):
+    # SIGKILL to the driver alone (not its process group): the Ray instance it started must go
+    # with it — raylet, GCS, workers and agents — within a grace period
+    env = cli_env()
+    proc = subprocess.Popen([str(BIN / "gdbench"), *HEAVY, "hydra.sweep.dir=sw", "progress=false"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    runs_dir = tmp_path / "sw" / "runs"
+    deadline = time.time() + 180
+    while time.time() < deadline and not (runs_dir.exists() and list(runs_dir.glob("*.parquet"))):
+        time.sleep(0.1)
+    assert _processes_of(env["RAY_TMPDIR"], grace_s=0), "Ray was not running"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = _processes_of(env["RAY_TMPDIR"], grace_s=30)
+    names = [_cmdline(p)[:120] for p in left]
+    for pid in left:  # leave the machine clean whatever the verdict
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    assert not names, names
