@@ -18,7 +18,8 @@ import math
 from dataclasses import dataclass
 
 from gdbench._lazy import lazy_import
-from gdbench.models import Params, _check_positive
+from gdbench import checks
+from gdbench.models import Params
 
 torch = lazy_import("torch")  # loaded on first use: the sweep driver validates algorithms without it
 
@@ -43,7 +44,7 @@ class _Plain:
         return {k: torch.addcmul(v, _expand(lr, v), D[k], value=-1) for k, v in trained.items()}, state
 
     def __post_init__(self):
-        _check_positive("algorithm.lr", self.lr)
+        checks.step_size(self.lr)
 
 
 @dataclass(frozen=True)

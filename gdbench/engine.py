@@ -27,7 +27,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from gdbench.algorithms import GD, BatchPerceptron, _expand
+from gdbench import checks
+from gdbench.algorithms import BatchPerceptron, _expand
 from gdbench.metrics import OnlineMetrics, advance
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -105,19 +106,12 @@ def _validate(x, y, lrs, seeds, iterations, model, algorithm, companion):
     if bad.any():
         raise ValueError(f"data.y: labels must be in {{-1, +1}}, found {np.unique(y[bad])[:5].tolist()}")
     for lr in lrs.tolist():
-        if not (np.isfinite(lr) and lr > 0):
-            raise ValueError(f"algorithm.lr={lr!r}: expected a finite step size > 0")
+        checks.step_size(lr)
     if len(lrs) != len(seeds) or len(lrs) == 0:
         raise ValueError(f"lrs and seeds: expected equal non-zero lengths, got {len(lrs)} and {len(seeds)}")
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
-        raise ValueError(f"iterations={iterations!r}: expected an integer ≥ 0")
+    checks.iterations(int(iterations) if isinstance(iterations, np.integer) else iterations)
     if companion:
-        if type(algorithm) is not GD:
-            raise ValueError(f"companion=True: the perceptron companion is the large-step limit of "
-                             f"algorithm 'gd', not {algorithm.name!r}")
-        if model.homogeneity != 1:
-            raise ValueError(f"companion=True: the perceptron limit needs a model that is 1-homogeneous "
-                             f"in its trained parameters; {model!r} has homogeneity {model.homogeneity}")
+        checks.companion(algorithm.name, model)
 
 
 def _norm(params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -226,8 +220,7 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     x_np, y_np = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     lrs_np, seeds_np = np.asarray(lrs, dtype=np.float64), np.asarray(seeds, dtype=np.int64)
     _validate(x_np, y_np, lrs_np, seeds_np, iterations, model, algorithm, companion)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype={dtype!r}: expected one of {sorted(DTYPES)}")
+    checks.dtype(dtype)
     tdtype = DTYPES[dtype]
     X, Y = _to_tensor(x_np, tdtype, device), _to_tensor(y_np, tdtype, device)
     lr = _to_tensor(lrs_np, tdtype, device)

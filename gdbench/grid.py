@@ -18,7 +18,9 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from hydra.utils import instantiate  # instantiate only: no Hydra app state is touched here
+from hydra.utils import instantiate
+
+from gdbench import checks  # instantiate only: no Hydra app state is touched here
 
 SECTIONS = ("data", "model", "loss", "algorithm")
 RUN_KEYS = ("seed", "iterations", "eps", "record", "companion", "stop_loss", "dtype")
@@ -174,13 +176,10 @@ def build(run: Run, cache: dict | None = None):
             root = root.__cause__
         raise ValueError(f"{root} (in run {' '.join(run.overrides) or run.run_id})") from e
     if run.config["companion"]:
-        if algorithm.name != "gd":
-            raise ValueError(f"companion=true needs algorithm=gd, got {algorithm.name!r} "
-                             f"(in run {' '.join(run.overrides) or run.run_id})")
-        if model.homogeneity != 1:
-            raise ValueError(f"companion=true needs a model 1-homogeneous in its trained parameters; "
-                             f"{model.name} with these options has homogeneity {model.homogeneity} "
-                             f"(in run {' '.join(run.overrides) or run.run_id})")
+        try:
+            checks.companion(algorithm.name, model)
+        except ValueError as e:
+            raise ValueError(f"{e} (in run {' '.join(run.overrides) or run.run_id})") from None
     if run.config.get("direction") is not None:
         if run.config["direction"] != "svm":
             raise ValueError(f"direction={run.config['direction']!r}: expected null or svm "
@@ -192,19 +191,12 @@ def build(run: Run, cache: dict | None = None):
 
 
 def _check_run_keys(c: dict) -> None:
-    it = c["iterations"]
-    if isinstance(it, bool) or not isinstance(it, int) or it < 0:
-        raise ValueError(f"iterations={it!r}: expected an integer ≥ 0")
+    checks.iterations(c["iterations"])
     if isinstance(c["seed"], bool) or not isinstance(c["seed"], int):
         raise ValueError(f"seed={c['seed']!r}: expected an integer")
-    lr = c["algorithm"].get("lr")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"algorithm.lr={lr!r}: expected a finite step size > 0")
-    for e in c["eps"]:
-        if isinstance(e, bool) or not isinstance(e, (int, float)) or not (e > 0 and math.isfinite(e)):
-            raise ValueError(f"eps: {e!r} is not a finite number > 0")
-    if c["dtype"] not in ("float64", "float32"):
-        raise ValueError(f"dtype={c['dtype']!r}: expected float64 or float32")
+    checks.step_size(c["algorithm"].get("lr"))
+    checks.eps(c["eps"])
+    checks.dtype(c["dtype"])
     if c["stop_loss"] is not None and not (isinstance(c["stop_loss"], (int, float)) and c["stop_loss"] > 0):
         raise ValueError(f"stop_loss={c['stop_loss']!r}: expected null or a number > 0")
     rec = c["record"]

@@ -177,3 +177,22 @@ def test_keys_assigned_in_bulk_equal_the_per_run_properties():
     for bulk, one in zip(runs, fresh):
         assert (bulk.run_id, bulk.cell_key, bulk.data_key) == (one.run_id, one.cell_key, one.data_key)
     assert len({r.cell_key for r in runs}) == 1 and len({r.run_id for r in runs}) == 4
+
+
+def test_each_rule_is_one_message_at_every_entry_point():
+    # the sweep driver (grid, before scheduling), the engine's Python API and the algorithm's own
+    # constructor apply gdbench.checks' rule: the same words, naming the key
+    import numpy as np
+    from gdbench import algorithms, checks, engine, losses, models
+    with pytest.raises(ValueError) as rule:
+        checks.step_size(-1.0)
+    expected = str(rule.value)
+    with pytest.raises(ValueError) as sweep:
+        cells.plan([_run(**{"algorithm.lr": -1.0})])
+    with pytest.raises(ValueError) as api:
+        engine.run_cell(np.eye(2), np.array([1.0, -1.0]), model=models.Linear(), loss=losses.Logistic(),
+                        algorithm=algorithms.GD(), lrs=[-1.0], seeds=[0], iterations=1)
+    with pytest.raises(ValueError) as ctor:
+        algorithms.GD(lr=-1.0)
+    assert expected.startswith("algorithm.lr=-1.0") and expected in str(sweep.value)
+    assert str(api.value) == expected == str(ctor.value)

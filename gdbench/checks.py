@@ -1,0 +1,46 @@
+"""The rules a run's settings must satisfy, each written once (no torch, no Hydra).
+
+Every entry point applies the same rule with the same message naming the key: the sweep driver
+before anything is scheduled (`grid`), the engine's Python API (`engine.run_cell`), and the
+catalogue objects' own constructors (`algorithms`)."""
+from __future__ import annotations
+
+import math
+
+DTYPES = ("float64", "float32")
+
+
+def _number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float))
+
+
+def step_size(lr) -> None:
+    if not (_number(lr) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"algorithm.lr={lr!r}: expected a finite step size > 0")
+
+
+def iterations(it) -> None:
+    if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+        raise ValueError(f"iterations={it!r}: expected an integer ≥ 0")
+
+
+def eps(values) -> None:
+    for e in values:
+        if not (_number(e) and math.isfinite(e) and e > 0):
+            raise ValueError(f"eps: {e!r} is not a finite number > 0")
+
+
+def dtype(name) -> None:
+    if name not in DTYPES:
+        raise ValueError(f"dtype={name!r}: expected one of {list(DTYPES)}")
+
+
+def companion(algorithm_name: str, model) -> None:
+    """The perceptron companion is GD's large-step limit, for models 1-homogeneous in their
+    trained parameters (docs/design.md §1)."""
+    if algorithm_name != "gd":
+        raise ValueError(f"companion=true needs algorithm=gd: the perceptron is the large-step limit of "
+                         f"'gd', not of {algorithm_name!r}")
+    if model.homogeneity != 1:
+        raise ValueError(f"companion=true needs a model 1-homogeneous in its trained parameters; "
+                         f"{model.name} with these options has homogeneity {model.homogeneity}")
