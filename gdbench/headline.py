@@ -42,7 +42,8 @@ AXIS_LABELS = {"t_sep": r"iterations to separate $t_{\mathrm{sep}}$", "n": "samp
                "loss": "$F(W_t)$", "log10_loss": r"$\log_{10} F(W_t)$", "accuracy": "training accuracy",
                "direction_error": r"$\|W_t/\|W_t\| - u_{\mathrm{svm}}\|$",
                "perceptron_gap": r"$\|W_t/\gamma - \hat W_t\|/\|\hat W_t\|$", "final_loss": "final loss $F_T$",
-               "data.margin": r"margin $\mu$", "t_sep_stay": r"$t_{\mathrm{sep}}$ (for good)"}
+               "data.margin": r"margin $\mu$", "t_sep_stay": r"$t_{\mathrm{sep}}$ (for good)",
+               "n_increases": "loss increases (count)", "final_perceptron_gap": "gap to the perceptron at $T$"}
 
 
 @dataclass
