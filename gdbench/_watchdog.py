@@ -1,12 +1,14 @@
-"""Reaps an embedded Ray instance whose driver was killed (`python -m gdbench._watchdog PID DIR`).
+"""Reaps an embedded Ray instance whose driver was killed
+(`python -m gdbench._watchdog DRIVER_PID SESSION_DIR [RAY_PID ...]`).
 
 A driver stops its embedded Ray itself, except when it is killed outright (SIGKILL, OOM): the
 raylet and the GCS then go with it, but Ray's agents (ray::DashboardAgent, ray::RuntimeEnvAgent)
 stay behind as orphans. The scheduler starts this watchdog, in a session of its own, right after
 `ray.init` of an embedded instance: it waits for the driver's PID to end, then kills every process
-that still holds a file open in that instance's session folder DIR — which only that instance's
-processes do — and exits. After a normal stop it finds nothing. It never touches another
-instance (no `ray stop`)."""
+that still holds a file open in that instance's session folder — which only that instance's
+processes do — and exits. When the instance stops normally first (its raylet and GCS, RAY_PID,
+are gone while the driver lives on: a process that starts several sweeps), it just exits. It
+never touches another instance (no `ray stop`)."""
 from __future__ import annotations
 
 import os
@@ -38,8 +40,10 @@ def holders(folder: str) -> list[int]:
     return found
 
 
-def main(pid: int, folder: str, poll_s: float = 0.5) -> None:
+def main(pid: int, folder: str, ray_pids=(), poll_s: float = 0.5) -> None:
     while alive(pid):
+        if ray_pids and not any(alive(p) for p in ray_pids):
+            return  # stopped normally: nothing to reap
         time.sleep(poll_s)
     deadline = time.time() + 10  # Ray's own processes wind down first; what is left is orphaned
     while time.time() < deadline:
@@ -55,4 +59,4 @@ def main(pid: int, folder: str, poll_s: float = 0.5) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2].rstrip("/") + "/")
+    main(int(sys.argv[1]), sys.argv[2].rstrip("/") + "/", [int(p) for p in sys.argv[3:]])

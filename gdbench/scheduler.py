@@ -92,10 +92,12 @@ def _start_watchdog() -> None:
     import subprocess
     import sys
     try:
-        session = ray._private.worker._global_node.get_session_dir_path()
+        node = ray._private.worker._global_node
+        session = node.get_session_dir_path()
+        pids = [str(info.process.pid) for name in ("raylet", "gcs_server") for info in node.all_processes.get(name, [])]
     except AttributeError:  # Ray's private layout changed: run without the watchdog
         return
-    subprocess.Popen([sys.executable, "-m", "gdbench._watchdog", str(os.getpid()), session],
+    subprocess.Popen([sys.executable, "-m", "gdbench._watchdog", str(os.getpid()), session, *pids],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True, env={**os.environ, "PYTHONPATH": str(Path(gdbench.__file__).parents[1])})
 

@@ -153,3 +153,34 @@ def test_an_address_where_nothing_answers_fails_fast_and_says_so(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and time.perf_counter() - start < 60
     assert "cluster.address=127.0.0.1:1: nothing answers there" in out and "ray start --head" in out, out
+
+
+def test_the_watchdog_leaves_with_a_normally_stopped_instance(tmp_path):
+    # a process that starts and stops the embedded Ray twice (a notebook, Hydra's basic launcher)
+    # must not collect watchdogs: each one exits once its instance's raylet and GCS are gone
+    code = """
+import os, sys, time
+from pathlib import Path
+from gdbench import scheduler
+for _ in range(2):
+    scheduler.start(None, num_cpus=1, object_store_mb=100, ship_code=False, num_threads=1)
+    scheduler._shutdown()
+def watchdogs():
+    found = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and f"gdbench._watchdog\\0{os.getpid()}\\0".encode() in (p / "cmdline").read_bytes():
+                found.append(p.name)
+        except OSError:  # gone meanwhile
+            pass
+    return found
+deadline = time.time() + 20
+while time.time() < deadline:
+    mine = watchdogs()
+    if not mine:
+        break
+    time.sleep(0.5)
+print("watchdogs left:", len(mine))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=180)
+    assert "watchdogs left: 0" in proc.stdout, proc.stdout + proc.stderr
