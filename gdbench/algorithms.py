@@ -8,6 +8,9 @@ only on the margins; the model's `vjp` turns c into D. An algorithm therefore pr
                                              and the engine reports ‖D‖ as the gradient norm)
     init_state(trained) -> state
     step(trained, D, lr, state) -> (trained, state)      lr: (R,) step sizes, one per replica
+    stability_threshold(lr) -> array         the largest curvature λ on which the rule is stable
+                                             on a quadratic (2/η for GD), NaN where it has none;
+                                             the edge-of-stability line of gdbench/sharpness.py
 
 `lr` in each config is the default step size; a sweep overrides it per run and the engine receives
 the per-replica vector. Adding an algorithm: one class here + `conf/algorithm/<name>.yaml`.
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from gdbench._lazy import lazy_import
 from gdbench import checks
@@ -46,6 +51,10 @@ class _Plain:
     def __post_init__(self):
         checks.step_size(self.lr)
 
+    def stability_threshold(self, lr):
+        # normalized steps and the perceptrons have no fixed step on a quadratic
+        return np.full(np.shape(lr), np.nan)
+
 
 @dataclass(frozen=True)
 class GD(_Plain):
@@ -59,6 +68,9 @@ class GD(_Plain):
 
     def grad_scale(self, z, loss):
         return torch.ones(z.shape[0], dtype=z.dtype, device=z.device)
+
+    def stability_threshold(self, lr):
+        return 2.0 / np.asarray(lr, dtype=np.float64)  # w ← (1 − ηλ)w is stable iff ηλ ≤ 2
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,10 @@ class HeavyBall(_Momentum):
         buf = {k: self.momentum * state[k] + D[k] for k in trained}
         return {k: v - _expand(lr, v) * buf[k] for k, v in trained.items()}, buf
 
+    def stability_threshold(self, lr):
+        # on λw²/2 the recursion's characteristic roots stay in the unit disc iff ηλ ≤ 2 + 2μ
+        return (2.0 + 2.0 * self.momentum) / np.asarray(lr, dtype=np.float64)
+
 
 @dataclass(frozen=True)
 class Nesterov(_Momentum):
@@ -149,3 +165,7 @@ class Nesterov(_Momentum):
     def step(self, trained, D, lr, state):
         buf = {k: self.momentum * state[k] + D[k] for k in trained}
         return {k: v - _expand(lr, v) * (D[k] + self.momentum * buf[k]) for k, v in trained.items()}, buf
+
+    def stability_threshold(self, lr):
+        # on λw²/2: stable iff ηλ ≤ (2 + 2μ)/(1 + 2μ) (the root at −1 of the characteristic polynomial)
+        return (2.0 + 2.0 * self.momentum) / ((1.0 + 2.0 * self.momentum) * np.asarray(lr, dtype=np.float64))

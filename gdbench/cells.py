@@ -77,6 +77,18 @@ class Plan:
     info: dict = field(default_factory=dict)
 
 
+# One sharpness estimate costs about this many engine iterations: a few Lanczos steps (warm
+# started), each a Hessian-vector product of ≈ 1.5 gradients (benchmarks/engine.py measures it).
+SHARPNESS_ESTIMATE_ITERATIONS = 6
+
+
+def effective_iterations(config: dict) -> int:
+    """A run's budget in iterations, counting its sharpness estimates at their cost."""
+    T = config["iterations"]
+    every = (config.get("sharpness") or {}).get("every", 0)
+    return T + (SHARPNESS_ESTIMATE_ITERATIONS * (T // every + 2) if every else 0)
+
+
 def estimate_seconds(model, n: int, d: int, replicas: int, iterations: int) -> float:
     return (iterations + 1) * (OVERHEAD_S + replicas * model.matmul_flops(1, n, d) / FLOPS)
 
@@ -120,7 +132,7 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
         if members:
             x, _ = datasets[first.data_key]
             todo.append((first, objects, members,
-                         estimate_seconds(objects[0], *x.shape, len(members), first.config["iterations"])))
+                         estimate_seconds(objects[0], *x.shape, len(members), effective_iterations(first.config))))
     total_s = sum(c[3] for c in todo)
     slots = max(1, int(min_tasks))
     # a task is ≈ task_seconds, or less when the whole grid would otherwise leave workers idle
@@ -128,7 +140,7 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
     chunks, flat = [], {}
     for first, objects, members, cell_s in todo:
         x, _ = datasets[first.data_key]
-        T = first.config["iterations"]
+        T = effective_iterations(first.config)
         per_replica = estimate_seconds(objects[0], *x.shape, 1, T) - estimate_seconds(objects[0], *x.shape, 0, T)
         by_time = max(1, int((4 * task_seconds) / max(per_replica, 1e-12)))
         size = max(1, min(max_replicas, by_time))
@@ -159,6 +171,7 @@ def run_task(task: Task, datasets: dict, *, device: str = "cpu", compile: bool =
     """Run every chunk of a task; one result dict per chunk. A chunk that raises is returned as
     a failure record (error + traceback) so that the other chunks and the sweep go on."""
     from gdbench import engine  # torch: loaded in the process that computes, never in the planner
+    from gdbench.sharpness import SharpnessSettings
     out = []
     host = socket.gethostname()
     for ch in task.chunks:
@@ -172,7 +185,7 @@ def run_task(task: Task, datasets: dict, *, device: str = "cpu", compile: bool =
                 lrs=[r.lr for r in ch.runs], seeds=[r.seed for r in ch.runs], iterations=c["iterations"],
                 eps=tuple(c["eps"]), record=engine.RecordSchedule(**c["record"]), companion=c["companion"],
                 stop_loss=c["stop_loss"], device=device, dtype=c["dtype"], direction=ch.direction,
-                compile=compile)
+                compile=compile, sharpness=SharpnessSettings(**c.get("sharpness", {})))
             rows = []
             for cols, metrics in zip(ch.columns, res.run_rows()):
                 metrics.pop("lr"), metrics.pop("seed")

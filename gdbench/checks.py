@@ -44,3 +44,13 @@ def companion(algorithm_name: str, model) -> None:
     if model.homogeneity != 1:
         raise ValueError(f"companion=true needs a model 1-homogeneous in its trained parameters; "
                          f"{model.name} with these options has homogeneity {model.homogeneity}")
+
+
+def sharpness(every, iters, tol) -> None:
+    """sharpness.every (0 = off), .iters (Lanczos steps per estimate) and .tol (relative residual)."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ValueError(f"sharpness.every={every!r}: expected an integer ≥ 0 (0 = off)")
+    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
+        raise ValueError(f"sharpness.iters={iters!r}: expected an integer ≥ 1 (Lanczos steps per estimate)")
+    if not (_number(tol) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"sharpness.tol={tol!r}: expected a finite number > 0 (relative Ritz residual)")

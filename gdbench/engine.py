@@ -30,6 +30,7 @@ import torch
 from gdbench import checks
 from gdbench.algorithms import BatchPerceptron, _expand
 from gdbench.metrics import OnlineMetrics, advance
+from gdbench.sharpness import SharpnessEstimator, SharpnessSettings, run_metrics as sharpness_metrics
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -197,7 +198,8 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
              record: RecordSchedule = RecordSchedule(), companion: bool = False,
              stop_loss: float | None = None, check_every: int = 100,
              device: str = "cpu", dtype: str = "float64", keep_params: bool = False,
-             direction=None, compile: bool = False) -> CellResult:
+             direction=None, compile: bool = False,
+             sharpness: SharpnessSettings = SharpnessSettings()) -> CellResult:
     """Run R = len(lrs) replicas of `algorithm` on (x, y) together for `iterations` steps.
 
     direction: a reference direction u (d,) for the linear model, e.g. the hard-margin SVM
@@ -206,6 +208,12 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
 
     stop_loss: stop early once every live replica has separated the data and has F ≤ stop_loss
     (checked every `check_every` iterations; None = run the whole budget).
+
+    sharpness: with `every` > 0, the trajectory gets `sharpness` = λ_max(∇²F(W_t)) at t = 0,
+    every, 2·every, … and at the last iteration (those iterations are recorded; NaN at the other
+    recorded ones), and the runs get gdbench/sharpness.py's columns (initial, max and final
+    sharpness; t_eos, frac_above_eos and sharpness_ratio_max against the algorithm's stability
+    threshold, 2/η for GD).
 
     compile: run the per-iteration tensor program (`_iteration`: forward, loss, direction, step,
     divergence checks, online metrics) through torch.compile, which fuses its elementwise passes
@@ -237,6 +245,7 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
             raise ValueError(f"direction: expected a finite non-zero vector of length d={d}, got shape {tuple(u.shape)}")
         u = u / u.norm()
     state = algorithm.init_state(trained)
+    sharp = SharpnessEstimator(model, loss, sharpness, seeds_np.tolist(), trained) if sharpness.enabled else None
     if companion:
         perceptron = BatchPerceptron(lr=1.0)
         comp = trained
@@ -282,7 +291,8 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     active = torch.ones(R, dtype=torch.bool, device=device)
     all_active = True  # host-side copy of active.all(), so the common case pays no masking
     diverged_at = torch.full((R,), -1, dtype=torch.long, device=device)
-    record_at = set(record.iterations(T).tolist())
+    record_at = set(record.iterations(T).tolist()) | sharpness.iterations(T)
+    sharp_at = sharpness.iterations(T)
     rec_iters, rec_rows = [], []
     nan = torch.full((R,), math.nan, dtype=tdtype, device=device)
     t = 0
@@ -332,6 +342,8 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
             stop = bool(done.all())
         if t in record_at or stop:
             row = evaluate(z, _norm(it["D"]), algorithm.grad_scale(z, loss), param_norm, log_loss, n_mis, min_margin)
+            if sharp is not None:  # at W_t; also at an early stop, the run's last iterate
+                row["sharpness"] = sharp.estimate(trained, fixed, X, Y) if (t in sharp_at or stop) else nan
             rec_iters.append(t)
             rec_rows.append(row if all_active else {k: torch.where(active, v, nan) for k, v in row.items()})
         if stop:
@@ -380,6 +392,8 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     with np.errstate(over="ignore"):  # a loss beyond float range is inf; log_loss keeps the value
         traj["loss"] = np.exp(traj["log_loss"])
     traj["accuracy"] = 1.0 - traj["n_misclassified"] / n
+    if sharp is not None:
+        out.update(sharpness_metrics(np.array(rec_iters), traj["sharpness"], algorithm.stability_threshold(lrs_np)))
     if companion:
         ran = metrics.state["last_t"].cpu().numpy() + 1  # iterations each replica was live
         gap = traj["perceptron_gap"]

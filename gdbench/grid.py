@@ -73,6 +73,8 @@ class Run:
                "direction": c.get("direction")}
         for section in SECTIONS:
             out.update(_by_identity(cache, c[section], lambda node: _flatten(section, node)))
+        if "sharpness" in c:
+            out.update(_flatten("sharpness", c["sharpness"]))
         return out
 
 
@@ -139,6 +141,9 @@ def run_from_config(cfg: dict, overrides=()) -> Run:
     config = {k: cfg[k] for k in SECTIONS + RUN_KEYS}
     if cfg.get("direction") is not None:  # only when set, so run ids without it stay as they were
         config["direction"] = cfg["direction"]
+    sharpness = cfg.get("sharpness") or {}
+    if sharpness.get("every", 0) != 0:  # likewise: only runs that estimate it carry the settings
+        config["sharpness"] = dict(sharpness)
     return Run(config=config, overrides=list(overrides))
 
 
@@ -199,6 +204,11 @@ def _check_run_keys(c: dict) -> None:
     checks.dtype(c["dtype"])
     if c["stop_loss"] is not None and not (isinstance(c["stop_loss"], (int, float)) and c["stop_loss"] > 0):
         raise ValueError(f"stop_loss={c['stop_loss']!r}: expected null or a number > 0")
+    if "sharpness" in c:
+        unknown = set(c["sharpness"]) - {"every", "iters", "tol"}
+        if unknown:
+            raise ValueError(f"sharpness: unknown key(s) {sorted(unknown)} (expected every, iters, tol)")
+        checks.sharpness(c["sharpness"].get("every"), c["sharpness"].get("iters"), c["sharpness"].get("tol"))
     rec = c["record"]
     for k in ("dense", "log_points"):
         if isinstance(rec.get(k), bool) or not isinstance(rec.get(k), int) or rec[k] < 0:

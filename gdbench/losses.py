@@ -1,11 +1,12 @@
 """Losses of the margin z = y·g(x; W) (docs/design.md §1).
 
-Every loss is a small stateless class with the same four methods, each taking margins of any
+Every loss is a small stateless class with the same five methods, each taking margins of any
 shape and returning per-sample values of that shape (the caller reduces):
 
     value(z)              ℓ(z)
     log_value(z)          log ℓ(z), finite where ℓ(z) underflows (margins of several thousand)
     derivative(z)         ℓ'(z)
+    second_derivative(z)  ℓ''(z), for the Hessian-vector products of the sharpness (gdbench/sharpness.py)
     log_abs_derivative(z) log |ℓ'(z)|, used for the softmax weights of normalized GD
 
 The objective is F(W) = (1/n) Σ_i ℓ(z_i); the engine records log F = logsumexp_i log ℓ(z_i) − log n
@@ -50,6 +51,9 @@ class Logistic:
     def derivative(self, z: torch.Tensor) -> torch.Tensor:
         return -torch.sigmoid(-z)
 
+    def second_derivative(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(z) * torch.sigmoid(-z)  # σ(z)σ(−z): no cancellation at either tail
+
     def log_abs_derivative(self, z: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.logsigmoid(-z)
 
@@ -68,6 +72,9 @@ class Exponential:
 
     def derivative(self, z: torch.Tensor) -> torch.Tensor:
         return -torch.exp(-z)
+
+    def second_derivative(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-z)
 
     def log_abs_derivative(self, z: torch.Tensor) -> torch.Tensor:
         return -z
@@ -88,6 +95,9 @@ class Squared:
 
     def derivative(self, z: torch.Tensor) -> torch.Tensor:
         return z - 1.0
+
+    def second_derivative(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(z)
 
     def log_abs_derivative(self, z: torch.Tensor) -> torch.Tensor:
         return torch.log(torch.abs(z - 1.0))

@@ -9,6 +9,10 @@ Every model exposes the same interface, so the algorithms never look inside:
     vjp(trained, fixed, x, c, cache) -> dict               Σ_i c[r, i] ∇_W g(x_i; W_r), per trained
                                                             tensor (closed form; autograd is the
                                                             test oracle)
+    hessian_point(trained, fixed, x) -> (g, point)        g and what the products below reuse at W
+    hvp(trained, fixed, x, point, V, c, w) -> dict         Σ_i w[r, i] (∇g_i·V) ∇g_i + Σ_i c[r, i] ∇²g_i V:
+                                                            with c = ℓ'(z)y/n and w = ℓ''(z)y²/n it is
+                                                            the Hessian of F times V (gdbench/sharpness.py)
     homogeneity                                            degree p with g(x; cW) = c^p g(x; W) in
                                                             the trained parameters, or None
     matmul_flops(R, n, d)                                  2·multiply-adds of one forward + vjp
@@ -69,6 +73,13 @@ class Linear:
     def vjp(self, trained: Params, fixed: Params, x: torch.Tensor, c: torch.Tensor, cache) -> Params:
         return {"v": c @ x}
 
+    def hessian_point(self, trained: Params, fixed: Params, x: torch.Tensor):
+        return trained["v"] @ x.T, None
+
+    def hvp(self, trained: Params, fixed: Params, x, point, V: Params, c, w) -> Params:
+        # g is linear in v: no second-order term, H·V = (1/n) Xᵀ diag(ℓ''(z)) X V
+        return {"v": (w * (V["v"] @ x.T)) @ x}
+
     def matmul_flops(self, R: int, n: int, d: int) -> float:
         return 2.0 * R * n * d * 2
 
@@ -101,6 +112,21 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable | None, int | None]] = {
     "quadratic": (lambda h, a: h * h, lambda h, f, c, a: (2.0 * h).mul_(c), 2),
     "tanh": (lambda h, a: torch.tanh(h), lambda h, f, c, a: torch.ops.aten.tanh_backward(c, f), None),
     "gelu": (lambda h, a: _gelu(h), lambda h, f, c, a: _gelu_prime(h).mul_(c), None),
+}
+# (φ', φ'') as plain functions of h, for the Hessian-vector products. At a kink they follow the
+# gradient's convention above (relu'(0) = 0, leaky_relu'(0) = α) and take φ'' = 0 there, which is
+# also what autograd's double backward gives: the Hessian of the smooth piece the point sits on.
+# The flag says φ'' ≡ 0, so the products skip that term.
+DERIVATIVES: dict[str, tuple[Callable, Callable, bool]] = {
+    "identity": (lambda h, a: torch.ones_like(h), lambda h, a: torch.zeros_like(h), True),
+    "relu": (lambda h, a: (h > 0).to(h.dtype), lambda h, a: torch.zeros_like(h), True),
+    "leaky_relu": (lambda h, a: torch.where(h > 0, 1.0, a).to(h.dtype), lambda h, a: torch.zeros_like(h), True),
+    "quadratic": (lambda h, a: 2.0 * h, lambda h, a: torch.full_like(h, 2.0), False),
+    "tanh": (lambda h, a: 1.0 - torch.tanh(h) ** 2,
+             lambda h, a: -2.0 * torch.tanh(h) * (1.0 - torch.tanh(h) ** 2), False),
+    # GELU φ = hΦ(h): φ' = Φ + hφ_N, φ'' = φ_N·(2 − h²) (φ_N the standard normal density)
+    "gelu": (lambda h, a: _gelu_prime(h),
+             lambda h, a: torch.exp(-0.5 * h * h) / math.sqrt(2.0 * math.pi) * (2.0 - h * h), False),
 }
 SCALES = {"1": lambda m: 1.0, "1/m": lambda m: 1.0 / m, "1/sqrt_m": lambda m: 1.0 / math.sqrt(m)}
 TRAINED = ("inner", "outer", "both")
@@ -220,6 +246,56 @@ class TwoLayer:
                 # a contiguous Xᵀ (d·n numbers) makes this GEMM ~10% faster than the transposed view
                 GT = (x.T.contiguous() @ PT.reshape(n, R * m)).view(d, R, m)
             out["W"] = (GT * (a * self.s)).permute(1, 2, 0)  # (d, R, m) storage = W's layout
+        return out
+
+    def hessian_point(self, trained: Params, fixed: Params, x: torch.Tensor):
+        """g, and the hidden pre-activations H with φ(H), φ'(H), φ''(H), all (n, R, m): computed once
+        per sharpness estimate and shared by its Hessian-vector products."""
+        W = trained.get("W", fixed.get("W"))
+        a = trained.get("a", fixed.get("a"))
+        R, m, d = W.shape
+        HT = (x @ _d_major(W).view(d, R * m)).view(-1, R, m)
+        AT = ACTIVATIONS[self.activation][0](HT.clone(), self.alpha)  # relu works in place: keep H
+        dphi, ddphi, _ = DERIVATIVES[self.activation]
+        g = (AT * a).sum(-1).T * self.s
+        return g, (HT, AT, dphi(HT, self.alpha), ddphi(HT, self.alpha))
+
+    def hvp(self, trained: Params, fixed: Params, x, point, V: Params, c, w) -> Params:
+        """Σ_i w_i (∇g_i·V) ∇g_i + Σ_i c_i ∇²g_i V for the direction V = (V_W, V_a) (absent = not
+        trained). With h_ji = w_jᵀx_i and the tangent δh_ji = V_W,jᵀx_i:
+            ∇g_i·V          = s Σ_j (V_a,j φ(h_ji) + a_j φ'(h_ji) δh_ji)
+            (∇²g_i V)_{w_j} = s (a_j φ''(h_ji) δh_ji + V_a,j φ'(h_ji)) x_i
+            (∇²g_i V)_{a_j} = s φ'(h_ji) δh_ji
+        so both parts share one GEMM Xᵀ·P per trained W, as the gradient does."""
+        HT, AT, D1, D2 = point
+        W = trained.get("W", fixed.get("W"))
+        a = trained.get("a", fixed.get("a"))
+        R, m, d = W.shape
+        n = x.shape[0]
+        s = self.s
+        dHT = (x @ _d_major(V["W"]).view(d, R * m)).view(n, R, m) if "W" in V else None
+        dg = torch.zeros(n, R, dtype=x.dtype, device=x.device)
+        if "a" in V:
+            dg = dg + (AT * V["a"]).sum(-1)
+        if dHT is not None:
+            dg = dg + (D1 * dHT * a).sum(-1)
+        u = (w.T * (dg * s)).unsqueeze(-1)  # (n, R, 1): w_i (∇g_i·V)
+        cT = c.T.unsqueeze(-1)
+        out = {}
+        if "W" in trained:
+            coef = u * a
+            if "a" in V:
+                coef = coef + cT * V["a"]
+            PT = D1 * coef
+            if not DERIVATIVES[self.activation][2]:
+                PT = PT + D2 * dHT * (cT * a)
+            GT = (x.T.contiguous() @ PT.reshape(n, R * m)).view(d, R, m)
+            out["W"] = (GT * s).permute(1, 2, 0)
+        if "a" in trained:
+            Pa = u * AT
+            if dHT is not None:
+                Pa = Pa + cT * D1 * dHT
+            out["a"] = Pa.sum(0) * s
         return out
 
     def matmul_flops(self, R: int, n: int, d: int) -> float:

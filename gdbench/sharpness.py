@@ -1,0 +1,177 @@
+"""The sharpness λ_max(∇²F(W_t)) of every replica of a cell, by batched Lanczos (docs/sharpness.md).
+
+F(W) = (1/n) Σ_i ℓ(z_i), z_i = y_i g(x_i; W), has the Hessian
+
+    ∇²F = (1/n) Σ_i ℓ''(z_i) y_i² ∇g_i ∇g_iᵀ  +  (1/n) Σ_i ℓ'(z_i) y_i ∇²g_i,
+
+so a Hessian-vector product is the model's `hvp` with c = ℓ'(z)y/n and w = ℓ''(z)y²/n: closed form,
+batched over the replicas like the engine's gradient (benchmarks/engine.py compares it with
+torch.func's jvp-of-grad). The derivatives are taken with respect to the trained parameters only.
+
+The top eigenvalue comes from Lanczos with full reorthogonalization, run on all replicas at once:
+step j gives each replica a (j+1)×(j+1) tridiagonal matrix whose largest eigenvalue θ (the Ritz
+value) approaches λ_max from below. A replica stops at the first step ≥ MIN_STEPS where the Ritz
+residual ‖H y − θ y‖ = β_j |s_j| is at most `tol`·|θ| (then |θ − λ_max| ≤ tol·|θ|, and typically
+(tol·θ)²/gap), or when its Krylov space is exhausted (β_j = 0: θ is exact), or after `iters`
+steps; its value is frozen there, so it does not depend on the replicas that share its cell.
+Each estimate starts from the previous estimate's Ritz vector of the same replica (warm start);
+the first from a Gaussian vector drawn from the replica's seed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gdbench import checks
+
+# Lanczos steps every estimate takes before it may stop: a warm start that is nearly an
+# eigenvector of a non-top eigenvalue (the top one can change place between estimates) has a
+# small residual at step 1; the steps after it reach the rest of the spectrum.
+MIN_STEPS = 3
+START_SEED_OFFSET = 7919  # the start vector's generator: seed + this, apart from the init's stream
+
+
+@dataclass(frozen=True)
+class SharpnessSettings:
+    """sharpness.every: estimate at t = 0, every, 2·every, … and at the last iteration (0 = off);
+    iters: most Lanczos steps (Hessian-vector products) per estimate; tol: relative Ritz residual
+    at which an estimate stops."""
+
+    every: int = 0
+    iters: int = 20
+    tol: float = 1e-3
+
+    def __post_init__(self):
+        checks.sharpness(self.every, self.iters, self.tol)
+
+    @property
+    def enabled(self) -> bool:
+        return self.every > 0
+
+    def iterations(self, T: int) -> set[int]:
+        return set(range(0, T + 1, self.every)) | {T} if self.enabled else set()
+
+
+def _flat(params: dict, keys) -> torch.Tensor:
+    """(R, P): each replica's trained tensors as one vector."""
+    return torch.cat([params[k].reshape(params[k].shape[0], -1) for k in keys], dim=1)
+
+
+def _unflat(vec: torch.Tensor, like: dict, keys) -> dict:
+    out, at = {}, 0
+    for k in keys:
+        size = like[k][0].numel()
+        out[k] = vec[:, at:at + size].reshape(like[k].shape)
+        at += size
+    return out
+
+
+class SharpnessEstimator:
+    """λ_max of the loss Hessian per replica, warm-started from one call to the next."""
+
+    def __init__(self, model, loss, settings: SharpnessSettings, seeds, trained: dict):
+        self.model, self.loss, self.settings = model, loss, settings
+        self.keys = sorted(trained)
+        P = sum(trained[k][0].numel() for k in self.keys)
+        ref = trained[self.keys[0]]
+        start = torch.stack([torch.randn(P, generator=torch.Generator().manual_seed(int(s) + START_SEED_OFFSET),
+                                         dtype=torch.float64) for s in seeds])
+        self.warm = start.to(dtype=ref.dtype, device=ref.device)
+        self.hvps = 0  # Hessian-vector products so far, summed over the estimates (for the benchmark)
+
+    def hessian_operator(self, trained: dict, fixed: dict, X: torch.Tensor, Y: torch.Tensor):
+        """V (R, P) ↦ ∇²F(W) V (R, P) at the current point, with everything that does not depend
+        on V computed once."""
+        g, point = self.model.hessian_point(trained, fixed, X)
+        z = Y * g
+        n = X.shape[0]
+        c = self.loss.derivative(z) * Y / n
+        w = self.loss.second_derivative(z) * (Y * Y) / n
+
+        def apply(V: torch.Tensor) -> torch.Tensor:
+            self.hvps += 1
+            return _flat(self.model.hvp(trained, fixed, X, point, _unflat(V, trained, self.keys), c, w), self.keys)
+        return apply
+
+    def estimate(self, trained: dict, fixed: dict, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """(R,) the top Hessian eigenvalue of every replica at `trained` (NaN where the Hessian is
+        not finite)."""
+        theta, vec = lanczos_top(self.hessian_operator(trained, fixed, X, Y), self.warm,
+                                 self.settings.iters, self.settings.tol)
+        self.warm = torch.where(torch.isfinite(vec).all(1, keepdim=True), vec, self.warm)
+        return theta
+
+
+def lanczos_top(apply, start: torch.Tensor, iters: int, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest eigenvalue and its unit Ritz vector, per row, of the symmetric operator `apply`
+    ((R, P) → (R, P), row r acting on row r alone), by Lanczos from `start` (R, P)."""
+    R, P = start.shape
+    steps = min(iters, P)
+    q = start / start.norm(dim=1, keepdim=True)
+    Q, alphas, betas = [q], [], []
+    done = torch.zeros(R, dtype=torch.bool, device=start.device)
+    bad = torch.zeros_like(done)  # a non-finite product: the Hessian overflowed
+    theta = torch.full((R,), math.nan, dtype=start.dtype, device=start.device)
+    ritz = start.clone()
+    for j in range(steps):
+        v = apply(Q[j])
+        bad |= ~torch.isfinite(v).all(1)
+        v = torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
+        alpha = (Q[j] * v).sum(1)
+        basis = torch.stack(Q)  # (j+1, R, P)
+        for _ in range(2):  # full reorthogonalization, twice ("twice is enough")
+            v = v - torch.einsum("jr,jrp->rp", torch.einsum("jrp,rp->jr", basis, v), basis)
+        beta = v.norm(dim=1)
+        alphas.append(alpha)
+        betas.append(beta)
+        T = torch.diag_embed(torch.stack(alphas, 1))
+        if j:
+            off = torch.stack(betas[:-1], 1)
+            T = T + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
+        evals, evecs = torch.linalg.eigh(T)
+        top, s = evals[:, -1], evecs[:, :, -1]
+        scale = torch.maximum(top.abs(), evals.abs().max(1).values)
+        exhausted = beta <= 1e3 * torch.finfo(start.dtype).eps * scale.clamp(min=torch.finfo(start.dtype).tiny)
+        converged = (beta * s[:, -1].abs() <= tol * top.abs()) & (j + 1 >= MIN_STEPS)
+        stop = ~done & (converged | exhausted | bad | (j == steps - 1))
+        if bool(stop.any()):
+            theta = torch.where(stop, top, theta)
+            vec = torch.einsum("jrp,rj->rp", basis, s)
+            ritz = torch.where(stop.unsqueeze(1), vec, ritz)
+        done |= stop
+        if bool(done.all()):
+            break
+        # an exhausted replica continues with a zero vector: its tridiagonal stays finite and its
+        # value is already frozen
+        Q.append(torch.where((beta > 0).unsqueeze(1), v / beta.clamp(min=torch.finfo(start.dtype).tiny).unsqueeze(1),
+                             torch.zeros_like(v)))
+    theta = torch.where(bad, math.nan, theta)
+    return theta, ritz / ritz.norm(dim=1, keepdim=True).clamp(min=torch.finfo(start.dtype).tiny)
+
+
+def run_metrics(iters: np.ndarray, sharpness: np.ndarray, threshold: np.ndarray) -> dict[str, np.ndarray]:
+    """The runs columns from the recorded estimates: sharpness (K, R) at iterations `iters` (K,),
+    NaN where none was made or the replica had diverged; threshold (R,) the step's stability limit
+    (2/η for GD; NaN where the algorithm has none)."""
+    est = ~np.isnan(sharpness)
+    any_est = est.any(0)
+    R = sharpness.shape[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        peak = np.where(any_est, np.nanmax(np.where(est, sharpness, -np.inf), axis=0), np.nan)
+        first = np.argmax(est, axis=0)
+        last = len(iters) - 1 - np.argmax(est[::-1], axis=0)
+        above = est & (sharpness >= threshold)
+        reached = above.any(0)
+        frac = np.where(any_est & ~np.isnan(threshold), above.sum(0) / est.sum(0), np.nan)
+    cols = np.arange(R)
+    return {
+        "initial_sharpness": np.where(any_est, sharpness[first, cols], np.nan),
+        "max_sharpness": peak,
+        "final_sharpness": np.where(any_est, sharpness[last, cols], np.nan),
+        "t_eos": np.where(reached, iters[np.argmax(above, axis=0)], np.nan).astype(np.float64),
+        "frac_above_eos": frac,
+        "sharpness_ratio_max": peak / threshold,
+    }
