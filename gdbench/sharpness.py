@@ -131,7 +131,13 @@ def lanczos_top(apply, start: torch.Tensor, iters: int, tol: float) -> tuple[tor
         if j:
             off = torch.stack(betas[:-1], 1)
             T = T + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
-        evals, evecs = torch.linalg.eigh(T)
+        # scaled to unit size first: a Hessian near overflow (a diverging replica) would make
+        # LAPACK fail for the whole batch; a non-finite one is marked and zeroed
+        size = T.abs().amax((1, 2))
+        bad |= ~torch.isfinite(size)
+        size = torch.where(bad | (size == 0), 1.0, size)
+        evals, evecs = torch.linalg.eigh(torch.where(bad[:, None, None], 0.0, T / size[:, None, None]))
+        evals = evals * size[:, None]
         top, s = evals[:, -1], evecs[:, :, -1]
         scale = torch.maximum(top.abs(), evals.abs().max(1).values)
         exhausted = beta <= 1e3 * torch.finfo(start.dtype).eps * scale.clamp(min=torch.finfo(start.dtype).tiny)
