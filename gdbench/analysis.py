@@ -172,7 +172,8 @@ def oscillation_table(runs: pd.DataFrame, *, by=None) -> pd.DataFrame:
     """Table 2 (oscillation): per group — fraction of runs whose loss ever increases, and the
     medians of n_increases, transition_time τ, peak_ratio, max_jump and the number of increases
     of the misclassified count; diverged and failed runs counted (their metrics up to divergence
-    are included, failed runs have none)."""
+    are included, failed runs have none). With sharpness estimates, also the medians of t_eos
+    (censored), frac_above_eos, max_sharpness, sharpness_ratio_max and final_sharpness."""
     keys = group_columns(runs, by)
     out = _status_counts(runs, keys)
     df = runs[runs["status"] != "failed"]
@@ -181,6 +182,11 @@ def oscillation_table(runs: pd.DataFrame, *, by=None) -> pd.DataFrame:
         [df[k] for k in keys], dropna=False, sort=True).mean()
     for c in ("n_increases", "transition_time", "peak_ratio", "max_jump", "n_misclassified_increases"):
         if c in runs:
+            out[c] = g[c].median().astype("float64")
+    if "max_sharpness" in runs:  # the edge-of-stability columns, where the sweep estimated the sharpness
+        # t_eos is null for a run that never reached 2/η: read as +∞ (— once half the runs never did)
+        out["t_eos"] = grouped_censored_quantile(df, keys, "t_eos", 0.5)
+        for c in ("frac_above_eos", "max_sharpness", "sharpness_ratio_max", "final_sharpness"):
             out[c] = g[c].median().astype("float64")
     out = out.reset_index()
     out["_marks"] = selection.marks(out)

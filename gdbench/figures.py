@@ -15,6 +15,7 @@ import textwrap
 
 import matplotlib
 import matplotlib.colors
+import matplotlib.lines
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
@@ -68,6 +69,70 @@ def loss_curves(curves: pd.DataFrame, *, panel=None, color="lr", max_lines: int 
     order = sorted(entries, key=lambda lab: next(k for k, v in enumerate(colours) if _lr_label(v, color) == lab))
     outside_legend(fig, [entries[k] for k in order], order, max_cols=8 if w > 5 else 4,
                    title=None if shown_of == len(colours) else f"{len(colours)} of {shown_of} step sizes")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def sharpness_curves(curves: pd.DataFrame, *, panel=None, max_lines: int = 8, title=None,
+                     width: str = "double") -> plt.Figure:
+    """Cohen et al.'s (2021) figure 1 layout: log10 F(W_t) (left) next to the sharpness
+    λ_max(∇²F(W_t)) (right) against t, one colour per step size, with the step's stability
+    threshold (2/η for GD) as a dashed line of the same colour; one row per model (the `panel`
+    columns, at most 4). `curves` is `analysis.curve_quantiles(..., columns=("log10_loss",
+    "sharpness"))` for one data setting with a `stability_threshold` column; medians over seeds
+    with an interquartile band. The iteration axis is linear: the plateau at 2/η is the point.
+    The sharpness axis is logarithmic when the values and thresholds span more than 30×."""
+    keys = curves.attrs.get("keys", [])
+    panel = analysis.model_columns(keys) if panel is None else list(panel)
+    panels = list(series(curves, panel))[:4]
+    w = WIDTHS.get(width, width) if isinstance(width, str) else float(width)
+    fig = plt.figure(figsize=(w, 0.4 + 1.9 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 2, squeeze=False, sharex="row")
+    lrs = sorted(curves["lr"].dropna().unique())
+    shown_of = len(lrs)
+    if len(lrs) > max_lines:
+        lrs = [lrs[i] for i in np.unique(np.linspace(0, len(lrs) - 1, max_lines).round().astype(int))]
+    cmap = plt.get_cmap("viridis", max(len(lrs), 2))
+    for i, (panel_title, part) in enumerate(panels):
+        loss_ax, sharp_ax = axes[i]
+        values = []
+        for k, lr in enumerate(lrs):
+            sub = part[part["lr"] == lr]
+            if not len(sub):
+                continue
+            loss_ax.plot(sub["iter"], sub["log10_loss_median"], color=cmap(k), label=f"η = {step_label(lr)}")
+            loss_ax.fill_between(sub["iter"], sub["log10_loss_q25"], sub["log10_loss_q75"], color=cmap(k),
+                                 alpha=0.2, lw=0, rasterized=True)
+            est = sub.dropna(subset=["sharpness_median"])
+            sharp_ax.plot(est["iter"], est["sharpness_median"], color=cmap(k), marker="." if len(est) < 30 else None)
+            sharp_ax.fill_between(est["iter"], est["sharpness_q25"], est["sharpness_q75"], color=cmap(k), alpha=0.2,
+                                  lw=0, rasterized=True)
+            threshold = sub["stability_threshold"].median()
+            if np.isfinite(threshold):
+                sharp_ax.axhline(threshold, color=cmap(k), ls="--", lw=0.9)
+                values.append(threshold)
+            values += est["sharpness_median"].tolist()
+        positive = [v for v in values if np.isfinite(v) and v > 0]
+        if positive and max(positive) / min(positive) > 30:
+            sharp_ax.set_yscale("log")
+        loss_ax.set_title(textwrap.fill(panel_title, 40))
+        loss_ax.set_ylabel(r"$\log_{10} F(W_t)$")
+        sharp_ax.set_ylabel(r"sharpness $\lambda_{\max}(\nabla^2 F(W_t))$")
+        for ax in axes[i]:
+            ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("iteration $t$")
+    entries = {}
+    for ax in axes[:, 0]:
+        entries.update(zip(*reversed(ax.get_legend_handles_labels())))
+    order = [f"η = {step_label(lr)}" for lr in lrs if f"η = {step_label(lr)}" in entries]
+    handles = [entries[k] for k in order]
+    if np.isfinite(curves["stability_threshold"]).any():
+        handles.append(matplotlib.lines.Line2D([], [], color="0.3", ls="--", lw=0.9))
+        order.append("2/η (stability threshold)")
+    outside_legend(fig, handles, order, max_cols=5 if w > 5 else 3,
+                   title=None if shown_of == len(lrs) else f"{len(lrs)} of {shown_of} step sizes")
     if title:
         fig.suptitle(title)
     return fig

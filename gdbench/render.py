@@ -60,6 +60,10 @@ LABELS = {
     "value": ("η or c", r"$\eta$ or $c$"), "final_gap": ("final gap", "final gap"),
     "max_gap": ("max gap", "max gap"), "agree_frac": ("same misclassified", "same miscl."),
     "best": ("best", "best"), "best_tied": ("tied", "tied"), "x": ("x", "$x$"),
+    "t_eos": ("t_eos", r"$t_{\mathrm{EoS}}$"), "frac_above_eos": ("at/above 2/η", r"$\geq 2/\eta$"),
+    "max_sharpness": ("max λ_max", r"$\max_t \lambda_{\max}$"),
+    "final_sharpness": ("final λ_max", r"$\lambda_{\max}(W_T)$"),
+    "sharpness_ratio_max": ("max λ_max·η/2", r"$\max_t \lambda_{\max}\eta/2$"),
 }
 UNICODE_LATEX = {"τ": r"$\tau$", "η": r"$\eta$", "γ": r"$\gamma$", "μ": r"$\mu$", "σ": r"$\sigma$", "ε": r"$\varepsilon$",
                  "λ": r"$\lambda$", "≤": r"$\le$", "≥": r"$\ge$", "×": r"$\times$", "−": "$-$", "∞": r"$\infty$",
@@ -156,7 +160,7 @@ def missing_reason(row, col: str) -> str:
             return "f"
         if not _is_missing(diverged) and diverged + (0 if _is_missing(failed) else failed) == runs:
             return "d"
-    if col.startswith(("t_sep", "t_eps_")):
+    if col.startswith(("t_sep", "t_eps_", "t_eos")):
         return "n"
     return "x"
 

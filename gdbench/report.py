@@ -46,7 +46,10 @@ CAPTIONS = {
              "t_sep); marks e and t say when that choice is fragile or tied.",
     "oscillation": "Medians over seeds of the number of loss increases, the transition time τ (after it the loss "
                    "never increases again), the peak ratio maxₜ Fₜ/F₀ and the largest one-step jump "
-                   "maxₜ log(Fₜ₊₁/Fₜ); non-monotone is the fraction of runs with any increase.",
+                   "maxₜ log(Fₜ₊₁/Fₜ); non-monotone is the fraction of runs with any increase. Where the sweep "
+                   "estimated the sharpness λ_max(∇²F(Wₜ)) (sharpness.every > 0): t_eos, the first estimate at or "
+                   "above the stability threshold 2/η (— once half the runs never reach it), the fraction of "
+                   "estimates at or above it, and the largest, final and largest·η/2 sharpness.",
     "acceleration": "Each model at its best step size; acceleration = t_sep of the linear model at its best step "
                     "/ t_sep of the model at its best step (> 1: the model separates faster).",
     "scaling_d": "The exponent of t_sep in d by least squares on log-log axes over the runs at each d's best step "
@@ -63,6 +66,8 @@ PAPER_COLUMNS = {  # what a LaTeX table shows by default (≤ 8 columns with the
     "summary": ["runs", "separated", "t_sep_median", "non_monotone", "n_increases", "transition_time"],
     "rates": ["separated", "t_sep_median", "final_loss", "rate_slope", "best"],
     "oscillation": ["non_monotone", "n_increases", "transition_time", "peak_ratio", "max_jump"],
+    # with sharpness estimates, the oscillation table's LaTeX trades the loss details for them
+    "oscillation_eos": ["n_increases", "transition_time", "t_eos", "frac_above_eos", "max_sharpness"],
     "acceleration": ["best_lr", "t_sep_median", "baseline_t_sep", "acceleration"],
     "scaling_d": ["exponent", "ci_low", "ci_high", "levels"],
     "scaling_n": ["exponent", "ci_low", "ci_high", "levels"],
@@ -103,7 +108,7 @@ def build(sweep_dir, *, by=None, t0: int = 10, n_boot: int = 1000, columns: dict
     start = time.perf_counter()
     root = Path(sweep_dir).expanduser()
     specs = headline.validate(headline_specs if headline_specs is not None else _declared(root))
-    traj_cols = ["log_loss", "accuracy", *sorted(headline.columns_needed(specs))]
+    traj_cols = ["log_loss", "accuracy", "sharpness", *sorted(headline.columns_needed(specs))]
     runs, traj = load(root, trajectory_columns=traj_cols)
     runs = analysis.numeric_keys(runs)
     out = root / "report"
@@ -264,7 +269,9 @@ class _Writer:
             _PENDING = []
 
     def table(self, name: str, table: pd.DataFrame) -> index.Section:
-        files = self._table_files(name, table, TITLES[name], PAPER_COLUMNS.get(name, []))
+        paper = PAPER_COLUMNS["oscillation_eos"] if name == "oscillation" and "t_eos" in table else \
+            PAPER_COLUMNS.get(name, [])
+        files = self._table_files(name, table, TITLES[name], paper)
         return index.Section(slug=f"table-{name}", title=TITLES[name], caption=CAPTIONS[name], group="Tables",
                              table=table, columns=self.columns.get(name), files=files)
 

@@ -29,6 +29,7 @@ def sections(writer, runs, traj, made, *, by=None) -> list:
             out.append(writer.figure(f"loss_curves_{slug}{suffix}", figures.loss_curves(chunk, panel=panel, title=name),
                                      f"Loss and accuracy curves — {name}" + (f" ({j + 1})" if suffix else ""),
                                      LOSS_CAPTION))
+    out += _sharpness_figures(writer, runs, traj, by=by)
     out += _heatmaps(writer, made)
     osc = made["oscillation"]
     # τ ≤ 1 everywhere (no unstable phase, or one step of it) draws flat lines that say nothing
@@ -56,6 +57,36 @@ def sections(writer, runs, traj, made, *, by=None) -> list:
                                  "Gap to the batch perceptron", "Final (solid) and largest (dashed) "
                                  "‖Wₜ/γ − Ŵₜ‖/‖Ŵₜ‖ against γ, medians over seeds."))
     return [s for s in out if s is not None]
+
+
+SHARPNESS_CAPTION = ("Left: log₁₀ F(Wₜ); right: the sharpness λ_max(∇²F(Wₜ)) at its estimates, against t; one "
+                     "colour per step size, medians over seeds with an interquartile band. Dashed: the step's "
+                     "stability threshold (2/η for GD), which gradient descent on a quadratic with that curvature "
+                     "cannot exceed without diverging (the edge of stability, Cohen et al. 2021).")
+
+
+def _sharpness_figures(writer, runs, traj, *, by=None) -> list:
+    """Sharpness next to the loss, per data setting, where the sweep estimated it."""
+    if "sharpness" not in traj or "stability_threshold" not in runs or traj["sharpness"].isna().all():
+        return []
+    sharp = runs[runs["max_sharpness"].notna()]
+    curves = analysis.curve_quantiles(sharp, traj, by=by, columns=("log10_loss", "sharpness"))
+    keys = curves.attrs["keys"]
+    threshold = sharp.groupby(keys, dropna=False)["stability_threshold"].median().rename("stability_threshold")
+    curves = curves.merge(threshold.reset_index(), on=keys, how="left")
+    curves.attrs["keys"] = keys
+    out = []
+    for i, (slug_, name, part) in enumerate(facets(curves)):
+        if i >= MAX_FACETS:
+            break
+        panel = [k for k in keys if k in analysis.model_columns(keys) or k in ("loss", "algorithm")]
+        for j, chunk in enumerate(_panel_chunks(part, panel)):
+            suffix = "" if j == 0 else f"_{j + 1}"
+            out.append(writer.figure(f"sharpness_{slug_}{suffix}",
+                                     figures.sharpness_curves(chunk, panel=panel, title=name),
+                                     f"Sharpness and the edge of stability — {name}" + (f" ({j + 1})" if suffix else ""),
+                                     SHARPNESS_CAPTION))
+    return out
 
 
 def _heatmaps(writer, made) -> list:

@@ -180,4 +180,5 @@ def run_metrics(iters: np.ndarray, sharpness: np.ndarray, threshold: np.ndarray)
         "t_eos": np.where(reached, iters[np.argmax(above, axis=0)], np.nan).astype(np.float64),
         "frac_above_eos": frac,
         "sharpness_ratio_max": peak / threshold,
+        "stability_threshold": np.asarray(threshold, dtype=np.float64),
     }

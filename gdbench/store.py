@@ -199,7 +199,8 @@ def _sha256(data: bytes) -> str:
 
 def read_chunk(path: Path, columns=None, **kw) -> pa.Table:
     """A chunk file (runs/ or trajectory/), checked against the SHA-256 recorded when it was
-    written, then parsed; ChunkDamaged naming the file when either fails."""
+    written, then parsed; ChunkDamaged naming the file when either fails. `columns`: those of
+    them the file has."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -211,6 +212,9 @@ def read_chunk(path: Path, columns=None, **kw) -> pa.Table:
         if want is not None and _sha256(data) != want:
             raise ChunkDamaged(f"{path}: damaged (its SHA-256 differs from the one written with it)")
     try:
+        if columns is not None:  # a column only some chunks have (sharpness, the companion's) is
+            present = set(pq.read_schema(pa.BufferReader(data)).names)  # absent here, not damage
+            columns = [c for c in columns if c in present]
         return pq.read_table(pa.BufferReader(data), columns=columns, **kw)
     except Exception as e:  # pyarrow's OSError / ArrowInvalid: any damage reads as "not this file"
         raise ChunkDamaged(f"{path}: damaged ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
