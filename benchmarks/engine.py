@@ -1,6 +1,6 @@
 """Engine throughput against the naive loop (autograd, one run at a time, same runs, same dtype).
 
-    .venv/bin/python benchmarks/engine.py [device=cpu|cuda] [scale=1.0]
+    .venv/bin/python benchmarks/engine.py [device=cpu|cuda] [scale=1.0] [part=all|engine|sharpness]
 
 Prints, per case: replica-iterations per second of the engine and of the naive loop, the speed-up,
 achieved GFLOP/s (2·multiply-adds of the matrix products only) against the float64 matmul peak
@@ -10,6 +10,12 @@ also with `compile=True` (torch.compile; its one-off compilation time is printed
 The engine's and the naive loop's times are each the better of two runs; each case's peak is the
 best of six matmul timings taken right before and after its engine runs. `scale` < 1 shortens
 the naive loop (it times a fraction of the runs).
+
+part=sharpness (also part of `all`): the cost of the sharpness estimates, each two-layer cell run
+with sharpness.every = 0 (the baseline), 100 and 10 in one interleaved run (the better of two
+timings each), with the extra time over the baseline and the Hessian-vector products per
+estimate; and one Hessian-vector product of the closed form (the engine's) against torch.func's
+jvp of grad, vmapped over the replicas, on the same cell and point.
 Sets the glibc allocator variables of docs/design.md §8 by re-executing itself (as the Ray workers do).
 """
 import math
@@ -26,10 +32,12 @@ import numpy as np
 import torch
 
 from gdbench import algorithms, data, engine, losses, models, reference
+from gdbench.sharpness import SharpnessEstimator, SharpnessSettings
 
 args = dict(a.split("=", 1) for a in sys.argv[1:])
 DEVICE = args.get("device", "cpu")
 SCALE = float(args.get("scale", "1.0"))
+PART = args.get("part", "all")
 
 
 def matmul_peak(device, blocks=3):
@@ -104,6 +112,87 @@ def case(name, ds, model, R, T, compile=False):
                 max_rel_diff=worst, compile_s=compile_s if compile else None)
 
 
+def sharpness_cost(name, ds, model, R, T, loss):
+    """Seconds of the same cell with sharpness.every = 0, 100, 10 (interleaved, better of two), and
+    the Hessian-vector products per estimate."""
+    lrs = np.repeat(np.logspace(-2, 1, max(R // 4, 1)), 4)[:R]
+    seeds = np.tile(np.arange(4), R // 4 + 1)[:R]
+    kw = dict(model=model, loss=loss, algorithm=algorithms.GD(), lrs=lrs, seeds=seeds, device=DEVICE)
+    engine.run_cell(ds.x, ds.y, iterations=5, sharpness=SharpnessSettings(every=2), **kw)  # warm-up
+    best, products = {0: math.inf, 100: math.inf, 10: math.inf}, {}
+    for _ in range(2):
+        for every in best:
+            t = time.perf_counter()
+            res = engine.run_cell(ds.x, ds.y, iterations=T, sharpness=SharpnessSettings(every=every), **kw)
+            sync(DEVICE)
+            best[every] = min(best[every], time.perf_counter() - t)
+            products[every] = res.hessian_products / max(len(SharpnessSettings(every=every).iterations(T)), 1)
+    return dict(case=f"{name} {loss.name}", R=R, T=T, base=best[0], every100=best[100], every10=best[10],
+                per_estimate100=products[100], per_estimate10=products[10])
+
+
+def hvp_routes(name, ds, model, R, loss, repeat=20):
+    """Seconds per batched Hessian-vector product: the closed form against torch.func."""
+    dtype = torch.float64
+    X = torch.as_tensor(ds.x, dtype=dtype, device=DEVICE)
+    Y = torch.as_tensor(ds.y, dtype=dtype, device=DEVICE)
+    trained, fixed = model.init(X.shape[1], list(range(R)), dtype=dtype, device=DEVICE)
+    est = SharpnessEstimator(model, loss, SharpnessSettings(every=1), list(range(R)), trained)
+    V = est.warm
+    closed = est.hessian_operator(trained, fixed, X, Y)
+
+    def loss_of_one(params, fixed_one):
+        g, _ = model.forward({k: v.unsqueeze(0) for k, v in params.items()},
+                             {k: v.unsqueeze(0) for k, v in fixed_one.items()}, X)
+        return loss.value(Y * g[0]).mean()
+
+    def hvp_of_one(params, fixed_one, v):
+        return torch.func.jvp(lambda p: torch.func.grad(loss_of_one)(p, fixed_one), (params,), (v,))[1]
+
+    keys = sorted(trained)
+    batched = torch.func.vmap(hvp_of_one)
+    plain = {k: v.contiguous() for k, v in trained.items()}  # functorch wants ordinary strides
+
+    def functorch(Vflat):
+        from gdbench.sharpness import _flat, _unflat
+        return _flat(batched(plain, fixed, _unflat(Vflat, plain, keys)), keys)
+
+    agree = float((closed(V) - functorch(V)).abs().max() / closed(V).abs().max())
+    times = {}
+    for label, fn in (("closed", closed), ("torch.func", functorch)):
+        fn(V)
+        sync(DEVICE)
+        t = time.perf_counter()
+        for _ in range(repeat):
+            fn(V)
+        sync(DEVICE)
+        times[label] = (time.perf_counter() - t) / repeat
+    return dict(case=f"{name} {loss.name}", R=R, closed=times["closed"], func=times["torch.func"], agree=agree)
+
+
+def sharpness_main(small, medium, relu32, tanh100):
+    tanh32 = models.TwoLayer(width=32, activation="tanh")
+    cases = [("(a) two-layer relu m=32", small, relu32, 64, 2000, losses.Logistic()),
+             ("(a) two-layer tanh m=32", small, tanh32, 64, 2000, losses.Squared()),
+             ("(b) two-layer tanh m=100", medium, tanh100, 32, 300, losses.Squared())]
+    rows = [sharpness_cost(*c) for c in cases]
+    print(f"\nsharpness cost: the same cell with sharpness.every = 0 (baseline), 100, 10; "
+          f"extra = time / baseline − 1 (targets: ≤ 15% at 100, ≤ 100% at 10)")
+    print(f"{'case':44} {'R':>4} {'T':>5} {'baseline s':>10} {'every=100 s':>11} {'extra':>7} "
+          f"{'every=10 s':>10} {'extra':>7} {'HVPs/estimate (100, 10)':>24}")
+    for r in rows:
+        print(f"{r['case']:44} {r['R']:4d} {r['T']:5d} {r['base']:10.2f} {r['every100']:11.2f} "
+              f"{100 * (r['every100'] / r['base'] - 1):6.1f}% {r['every10']:10.2f} "
+              f"{100 * (r['every10'] / r['base'] - 1):6.1f}% {r['per_estimate100']:11.1f} {r['per_estimate10']:11.1f}")
+    print("\nHessian-vector product, one batched call: closed form (the engine's) against torch.func "
+          "(vmap over replicas of jvp(grad))")
+    print(f"{'case':44} {'R':>4} {'closed ms':>10} {'torch.func ms':>14} {'ratio':>6} {'max rel diff':>13}")
+    for c in cases:
+        r = hvp_routes(c[0], c[1], c[2], c[3], c[5])
+        print(f"{r['case']:44} {r['R']:4d} {1e3 * r['closed']:10.2f} {1e3 * r['func']:14.2f} "
+              f"{r['func'] / r['closed']:5.1f}x {r['agree']:13.2e}")
+
+
 def main():
     torch.set_num_threads(os.cpu_count() if DEVICE == "cpu" else 1)
     small = data.gaussian(n=100, d=50, margin=0.05, seed=0)
@@ -111,6 +200,8 @@ def main():
     relu32, relu100, tanh100 = (models.TwoLayer(width=32, activation="relu"),
                                 models.TwoLayer(width=100, activation="relu"),
                                 models.TwoLayer(width=100, activation="tanh"))
+    if PART == "sharpness":
+        return sharpness_main(small, medium, relu32, tanh100)
     rows = [case("(a) linear n=100 d=50", small, models.Linear(), 256, 2000),
             case("(a) linear n=100 d=50", small, models.Linear(), 256, 2000, compile=True),
             case("(a) two-layer relu m=32", small, relu32, 256, 2000),
@@ -129,6 +220,8 @@ def main():
               f"{r['speedup']:8.1f}x {r['gflops']:8.2f} {r['peak']:6.1f} {100 * r['gflops'] / r['peak']:6.1f}% "
               f"{r['max_rel_diff']:13.2e}"
               + (f"   (one-off compilation + 5 iterations: {r['compile_s']:.1f} s)" if r["compile_s"] else ""))
+    if PART == "all":
+        sharpness_main(small, medium, relu32, tanh100)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     print(f"peak resident memory: {rss:.0f} MiB" + (
         f"; peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if DEVICE.startswith("cuda") else ""))

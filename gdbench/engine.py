@@ -68,6 +68,7 @@ class CellResult:
     iterations_run: int
     wall_time_s: float
     final_params: dict[str, np.ndarray] = field(default_factory=dict)
+    hessian_products: int = 0  # batched Hessian-vector products of the sharpness estimates
 
     def run_rows(self) -> list[dict]:
         """One dict per replica: lr, seed and every per-run metric (None where NaN)."""
@@ -405,4 +406,5 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
             out["misclassified_agree_frac"] = np.where(ran > 0, agree_count.cpu().numpy() / ran, np.nan)
     return CellResult(lr=lrs_np, seed=seeds_np, metrics=out, trajectory_iter=np.array(rec_iters),
                       trajectory=traj, iterations_run=t, wall_time_s=time.perf_counter() - start,
-                      final_params={k: v.cpu().numpy() for k, v in trained.items()} if keep_params else {})
+                      final_params={k: v.cpu().numpy() for k, v in trained.items()} if keep_params else {},
+                      hessian_products=sharp.hvps if sharp is not None else 0)

@@ -142,6 +142,16 @@ STUDIES = [
               "max-margin one.", claims.PerceptronNotMaxMargin())],
         paper=IMPLICIT_PAPER, smoke=IMPLICIT_SMOKE),
 ]
+EOS = "Cohen, Kaur, Li, Kolter, Talwalkar (ICLR 2021)"
+STUDIES.append(Study("edge_of_stability", [
+    Claim(EOS, "On the squared loss the sharpness rises to 2/η (progressive sharpening), then stays around it while "
+          "the loss keeps decreasing over the long run (the edge of stability).", claims.EdgeOfStability()),
+    Claim(EOS, "The sharpness at the edge scales like 1/η across step sizes.", claims.PlateauScalesAsInverseStep()),
+    Claim(f"{EOS}, cross-entropy; Wu, Bartlett, Telgarsky, Yu (COLT 2024)",
+          "On the logistic loss the sharpness falls far below 2/η once the network fits the training set and the "
+          "loss is small.", claims.LogisticSharpnessFalls())],
+    paper=["seed=range(5)", "iterations=20000"],
+    smoke=["iterations=200", "algorithm.lr=65,520", "seed=0", "sharpness.every=50"]))
 STUDY_NAMES = [s.name for s in STUDIES]
 
 

@@ -435,3 +435,98 @@ def test_level_counts_just_inside_and_outside():
                 for mu, k in ((0.01, 16), (0.02, 4), (0.04, 1))]
         got = ts.evaluate(_runs(rows), None)
         assert (got.verdict != INCONCLUSIVE) == counted, got
+
+
+# ---- edge of stability (sharpness)
+
+def _eos_row(c, **kw):
+    return {"lr": 1.0, "start": c.start_max, "estimates": c.min_estimates, "q10": c.band.low, "q90": c.band.high,
+            "f_eos": 1.0, "f_T": c.loss_drop, **kw}
+
+
+@pytest.mark.parametrize("c", _both(claims.EdgeOfStability))
+def test_edge_of_stability_thresholds(c):
+    def v(n=None, **kw):
+        rows = [_eos_row(c, lr=float(i + 1), **kw) for i in range(c.min_runs if n is None else n)]
+        return c.judge({"groups": [{"activation": "tanh", "runs": rows, "total": len(rows)}], "text": ""}).verdict
+    assert v() == HOLDS
+    assert v(q10=c.band.low - EPS) == v(q90=c.band.high + EPS) == v(f_T=c.loss_drop + EPS) == FAILS
+    assert v(start=c.start_max + EPS) == v(estimates=c.min_estimates - 1) == v(n=c.min_runs - 1) == INCONCLUSIVE
+    # frac_min: of 100 runs at the edge, round(100·frac_min) good ones pass, one fewer fails
+    good = int(round(100 * c.frac_min))
+    for n_good, verdict in ((good, HOLDS), (good - 1, FAILS)):
+        rows = [_eos_row(c, lr=float(i + 1), q10=c.band.low if i < n_good else 0.0) for i in range(100)]
+        assert c.judge({"groups": [{"activation": "tanh", "runs": rows, "total": 100}], "text": ""}).verdict == verdict
+
+
+@pytest.mark.parametrize("c", _both(claims.PlateauScalesAsInverseStep))
+def test_plateau_scaling_thresholds(c):
+    def v(slope=-1.0, n=None, span=None):
+        n = c.min_levels if n is None else n
+        lrs = np.geomspace(1.0, c.min_span if span is None else span, n)
+        return c.judge({"groups": [{"activation": "tanh", "levels": {lr: 2 / lr for lr in lrs}, "slope": slope}],
+                        "text": ""}).verdict
+    assert v(c.slope_band.low) == v(c.slope_band.high) == HOLDS
+    assert v(c.slope_band.low - EPS) == v(c.slope_band.high + EPS) == FAILS
+    assert v(n=c.min_levels - 1) == v(span=c.min_span * (1 - EPS)) == INCONCLUSIVE
+
+
+@pytest.mark.parametrize("c", _both(claims.LogisticSharpnessFalls))
+def test_logistic_sharpness_falls_thresholds(c):
+    def v(ratio=None, fall=None, reached=1, n=1):
+        ratio = c.final_ratio_max if ratio is None else ratio
+        fall = c.drop if fall is None else fall
+        return c.judge({"groups": [{"activation": "tanh", "runs": n, "reached": reached, "final_ratio": [ratio] * n,
+                                    "fall": [fall] * n, "peak_ratio": 1.0}], "text": ""}).verdict
+    assert v() == HOLDS
+    assert v(ratio=c.final_ratio_max + EPS) == v(fall=c.drop + EPS) == FAILS
+    assert v(reached=0) == v(n=0) == INCONCLUSIVE
+
+
+def _eos_study(plateau, logistic_end):
+    """Synthetic squared- and logistic-loss runs at η = 65, 130, 260 (threshold 2/η), estimates
+    every 20 iterations to T = 2000: the sharpness rises linearly from 0.1·(2/η) to plateau(η) by
+    t = 400 and stays there with a ±3% two-step wobble (squared); on the logistic loss it rises to
+    2/η and then decays geometrically to logistic_end·(2/η) at T. The runs columns come from
+    gdbench.sharpness.run_metrics on that trajectory, as the engine computes them."""
+    from gdbench.sharpness import run_metrics
+    iters = np.arange(0, 2001, 20)
+    runs, traj = [], []
+    for loss in ("squared", "logistic"):
+        for lr in (65.0, 130.0, 260.0):
+            thr = 2 / lr
+            if loss == "squared":
+                top = plateau(lr)
+                s = np.where(iters < 400, 0.1 * thr + (top - 0.1 * thr) * iters / 400,
+                             top * (1 + 0.03 * (-1.0) ** (iters // 20)))
+            else:
+                s = np.where(iters < 400, 0.1 * thr + 0.9 * thr * iters / 400,
+                             thr * logistic_end ** ((iters - 400) / 1600))
+            log_loss = np.log(0.5) - 3 * np.log1p(iters / 100)  # F falls from 0.5 by ≈ 9000× by T
+            rid = f"{loss}-{lr}"
+            m = {k: float(v[0]) for k, v in run_metrics(iters, s[:, None], np.array([thr])).items()}
+            runs.append({"run_id": rid, "loss": loss, "activation": "tanh", "lr": lr, "final_loss": np.exp(log_loss[-1]),
+                         "final_min_margin": 1.0, **m})
+            traj.append(pd.DataFrame({"run_id": rid, "iter": iters, "sharpness": s, "log_loss": log_loss}))
+    return _runs(runs).assign(run_id=[r["run_id"] for r in runs]), pd.concat(traj, ignore_index=True)
+
+
+def test_edge_of_stability_measured():
+    at_edge = _eos_study(lambda lr: 2 / lr, logistic_end=0.05)
+    for c in (claims.EdgeOfStability(), claims.PlateauScalesAsInverseStep(), claims.LogisticSharpnessFalls()):
+        assert c.evaluate(*at_edge).verdict == HOLDS, c.evaluate(*at_edge)
+    m = claims.PlateauScalesAsInverseStep().measure(*at_edge)
+    assert m["groups"][0]["slope"] == pytest.approx(-1.0, abs=1e-9)  # median plateau = 2/η exactly
+    # a plateau at 1.5·(2/η) is above the edge: the band fails, the slope still holds
+    above = _eos_study(lambda lr: 3 / lr, logistic_end=0.05)
+    assert claims.EdgeOfStability().evaluate(*above).verdict == FAILS
+    assert claims.PlateauScalesAsInverseStep().evaluate(*above).verdict == HOLDS
+    # a sharpness that stays at 2/η on the logistic loss does not fall
+    stays = _eos_study(lambda lr: 2 / lr, logistic_end=1.0)
+    assert claims.LogisticSharpnessFalls().evaluate(*stays).verdict == FAILS
+    # no run rises to the edge (a constant sharpness of 0.05 everywhere): regime not reached
+    low = _eos_study(lambda lr: 2 / lr, logistic_end=0.05)
+    flat_runs = low[0].assign(t_eos=np.nan)
+    assert claims.EdgeOfStability().evaluate(flat_runs, low[1]).verdict == INCONCLUSIVE
+    assert claims.PlateauScalesAsInverseStep().evaluate(flat_runs, low[1]).verdict == INCONCLUSIVE
+    assert claims.LogisticSharpnessFalls().evaluate(flat_runs, low[1]).verdict == INCONCLUSIVE

@@ -102,8 +102,11 @@ from gdbench.claims.dimension import DimensionGap  # noqa: E402
 from gdbench.claims.real_data import (NonlinearFaster, NonSeparableControl, OscillatesAtLargeSteps,  # noqa: E402
                                       LargeStepsSeparateFastest)
 from gdbench.claims.implicit_bias import DirectionLogRate, LossRate, PerceptronNotMaxMargin  # noqa: E402
+from gdbench.claims.edge_of_stability import (EdgeOfStability, LogisticSharpnessFalls,  # noqa: E402
+                                              PlateauScalesAsInverseStep)
 
 __all__ = ["HOLDS", "FAILS", "INCONCLUSIVE", "Verdict", "Band", "Criterion", "fmt",
            "PerceptronLimit", "UnreliableLoss", "PerceptronLowerBound", "LargeStepRates", "TransitionSaturates",
            "TransitionScaling", "DimensionGap", "OscillatesAtLargeSteps", "LargeStepsSeparateFastest",
-           "NonlinearFaster", "NonSeparableControl", "LossRate", "DirectionLogRate", "PerceptronNotMaxMargin"]
+           "NonlinearFaster", "NonSeparableControl", "LossRate", "DirectionLogRate", "PerceptronNotMaxMargin",
+           "EdgeOfStability", "PlateauScalesAsInverseStep", "LogisticSharpnessFalls"]
