@@ -9,13 +9,14 @@ batched over the replicas like the engine's gradient (benchmarks/engine.py compa
 torch.func's jvp-of-grad). The derivatives are taken with respect to the trained parameters only.
 
 The top eigenvalue comes from Lanczos with full reorthogonalization, run on all replicas at once:
-step j gives each replica a (j+1)×(j+1) tridiagonal matrix whose largest eigenvalue θ (the Ritz
-value) approaches λ_max from below. A replica stops at the first step ≥ MIN_STEPS where the Ritz
-residual ‖H y − θ y‖ = β_j |s_j| is at most `tol`·|θ| (then |θ − λ_max| ≤ tol·|θ|, and typically
-(tol·θ)²/gap), or when its Krylov space is exhausted (β_j = 0: θ is exact), or after `iters`
-steps; its value is frozen there, so it does not depend on the replicas that share its cell.
-Each estimate starts from the previous estimate's Ritz vector of the same replica (warm start);
-the first from a Gaussian vector drawn from the replica's seed.
+step j gives each replica a (j+1)x(j+1) tridiagonal matrix whose largest eigenvalue θ (the Ritz
+value) approaches λ_max from below. With the Ritz residual ρ = ‖H y − θ y‖ = β_j |s_j| and the
+gap δ to the next Ritz value, the error of θ is at most ρ, and at most ρ²/δ (Kato–Temple, δ
+standing in for the gap to the next eigenvalue). A replica stops at the first step ≥ MIN_STEPS
+where min(ρ, ρ²/δ) ≤ `tol`·|θ|, or when its Krylov space is exhausted (β_j = 0: θ is exact), or
+after `iters` steps; its value is frozen there, so it does not depend on the replicas that share
+its cell. Each estimate starts from the previous estimate's Ritz vector of the same replica
+(warm start); the first from a Gaussian vector drawn from the replica's seed.
 """
 from __future__ import annotations
 
@@ -29,16 +30,18 @@ from gdbench import checks
 
 # Lanczos steps every estimate takes before it may stop: a warm start that is nearly an
 # eigenvector of a non-top eigenvalue (the top one can change place between estimates) has a
-# small residual at step 1; the steps after it reach the rest of the spectrum.
-MIN_STEPS = 3
+# small residual at step 1; the steps after it reach the rest of the spectrum. The first estimate
+# starts from a random vector, whose few first Ritz values can sit well apart from a top
+# eigenvalue not yet found, so that the error bound below would stop it too early: it takes more.
+MIN_STEPS, MIN_STEPS_COLD = 3, 10
 START_SEED_OFFSET = 7919  # the start vector's generator: seed + this, apart from the init's stream
 
 
 @dataclass(frozen=True)
 class SharpnessSettings:
     """sharpness.every: estimate at t = 0, every, 2·every, … and at the last iteration (0 = off);
-    iters: most Lanczos steps (Hessian-vector products) per estimate; tol: relative Ritz residual
-    at which an estimate stops."""
+    iters: most Lanczos steps (Hessian-vector products) per estimate; tol: the estimated relative
+    error of the eigenvalue at which an estimate stops (see the module docstring)."""
 
     every: int = 0
     iters: int = 20
@@ -81,38 +84,53 @@ class SharpnessEstimator:
                                          dtype=torch.float64) for s in seeds])
         self.warm = start.to(dtype=ref.dtype, device=ref.device)
         self.hvps = 0  # Hessian-vector products so far, summed over the estimates (for the benchmark)
+        self.cold = True  # no estimate yet: the start vector is random
 
     def hessian_operator(self, trained: dict, fixed: dict, X: torch.Tensor, Y: torch.Tensor):
-        """V (R, P) ↦ ∇²F(W) V (R, P) at the current point, with everything that does not depend
-        on V computed once."""
-        g, point = self.model.hessian_point(trained, fixed, X)
-        z = Y * g
-        n = X.shape[0]
-        c = self.loss.derivative(z) * Y / n
-        w = self.loss.second_derivative(z) * (Y * Y) / n
+        """rows ↦ the operator V (r, P) ↦ ∇²F(W) V of those replicas (None = all of them), with
+        everything that does not depend on V computed once per operator."""
+        R = trained[self.keys[0]].shape[0]
 
-        def apply(V: torch.Tensor) -> torch.Tensor:
-            self.hvps += 1
-            return _flat(self.model.hvp(trained, fixed, X, point, _unflat(V, trained, self.keys), c, w), self.keys)
-        return apply
+        def on(rows):
+            tr, fx = trained, fixed
+            if rows is not None:
+                tr, fx = {k: v[rows] for k, v in trained.items()}, {k: v[rows] for k, v in fixed.items()}
+            g, point = self.model.hessian_point(tr, fx, X)
+            z = Y * g
+            n = X.shape[0]
+            c = self.loss.derivative(z) * Y / n
+            w = self.loss.second_derivative(z) * (Y * Y) / n
+
+            def apply(V: torch.Tensor) -> torch.Tensor:
+                self.hvps += V.shape[0] / R  # in products of the whole cell
+                return _flat(self.model.hvp(tr, fx, X, point, _unflat(V, tr, self.keys), c, w), self.keys)
+            return apply
+        return on
 
     def estimate(self, trained: dict, fixed: dict, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """(R,) the top Hessian eigenvalue of every replica at `trained` (NaN where the Hessian is
         not finite)."""
-        theta, vec = lanczos_top(self.hessian_operator(trained, fixed, X, Y), self.warm,
-                                 self.settings.iters, self.settings.tol)
+        theta, vec = lanczos_top(self.hessian_operator(trained, fixed, X, Y), self.warm, self.settings.iters,
+                                 self.settings.tol, min_steps=MIN_STEPS_COLD if self.cold else MIN_STEPS)
+        self.cold = False
         self.warm = torch.where(torch.isfinite(vec).all(1, keepdim=True), vec, self.warm)
         return theta
 
 
-def lanczos_top(apply, start: torch.Tensor, iters: int, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Largest eigenvalue and its unit Ritz vector, per row, of the symmetric operator `apply`
-    ((R, P) → (R, P), row r acting on row r alone), by Lanczos from `start` (R, P)."""
+def lanczos_top(operator, start: torch.Tensor, iters: int, tol: float,
+                min_steps: int = MIN_STEPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest eigenvalue and its unit Ritz vector, per row, of a symmetric operator, by Lanczos
+    from `start` (R, P). operator(rows) returns the operator (r, P) → (r, P) of those rows (None:
+    all), row i acting on row i alone. Once half the rows still running have stopped, the rest go
+    on in a smaller batch (a fresh operator on them): one slow replica does not make the whole
+    cell pay for its extra steps."""
     R, P = start.shape
     steps = min(iters, P)
-    q = start / start.norm(dim=1, keepdim=True)
-    Q, alphas, betas = [q], [], []
-    done = torch.zeros(R, dtype=torch.bool, device=start.device)
+    tiny = torch.finfo(start.dtype).tiny
+    rows = torch.arange(R, device=start.device)  # the rows of the full batch still in the batch
+    apply = operator(None)
+    Q, alphas, betas = [start / start.norm(dim=1, keepdim=True)], [], []
+    done = torch.zeros(R, dtype=torch.bool, device=start.device)  # of the rows in the batch
     bad = torch.zeros_like(done)  # a non-finite product: the Hessian overflowed
     theta = torch.full((R,), math.nan, dtype=start.dtype, device=start.device)
     ritz = start.clone()
@@ -120,42 +138,51 @@ def lanczos_top(apply, start: torch.Tensor, iters: int, tol: float) -> tuple[tor
         v = apply(Q[j])
         bad |= ~torch.isfinite(v).all(1)
         v = torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
-        alpha = (Q[j] * v).sum(1)
-        basis = torch.stack(Q)  # (j+1, R, P)
+        alphas.append((Q[j] * v).sum(1))
+        basis = torch.stack(Q)  # (j+1, r, P)
         for _ in range(2):  # full reorthogonalization, twice ("twice is enough")
             v = v - torch.einsum("jr,jrp->rp", torch.einsum("jrp,rp->jr", basis, v), basis)
         beta = v.norm(dim=1)
-        alphas.append(alpha)
         betas.append(beta)
-        T = torch.diag_embed(torch.stack(alphas, 1))
-        if j:
-            off = torch.stack(betas[:-1], 1)
-            T = T + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
-        # scaled to unit size first: a Hessian near overflow (a diverging replica) would make
-        # LAPACK fail for the whole batch; a non-finite one is marked and zeroed
-        size = T.abs().amax((1, 2))
-        bad |= ~torch.isfinite(size)
-        size = torch.where(bad | (size == 0), 1.0, size)
-        evals, evecs = torch.linalg.eigh(torch.where(bad[:, None, None], 0.0, T / size[:, None, None]))
-        evals = evals * size[:, None]
-        top, s = evals[:, -1], evecs[:, :, -1]
-        scale = torch.maximum(top.abs(), evals.abs().max(1).values)
-        exhausted = beta <= 1e3 * torch.finfo(start.dtype).eps * scale.clamp(min=torch.finfo(start.dtype).tiny)
-        converged = (beta * s[:, -1].abs() <= tol * top.abs()) & (j + 1 >= MIN_STEPS)
+        top, gap, s, bad = _top_ritz(alphas, betas, bad)
+        exhausted = beta <= 1e3 * torch.finfo(start.dtype).eps * top.abs().clamp(min=tiny)
+        residual = beta * s[:, -1].abs()  # ‖H y − θ y‖ of the top Ritz pair
+        # the error of θ is at most the residual, and at most residual²/gap (Kato–Temple, with the
+        # gap to the next Ritz value standing in for the gap to the next eigenvalue)
+        error = torch.minimum(residual, residual * residual / gap.clamp(min=tiny))
+        converged = (error <= tol * top.abs()) & (j + 1 >= min_steps)
         stop = ~done & (converged | exhausted | bad | (j == steps - 1))
         if bool(stop.any()):
-            theta = torch.where(stop, top, theta)
-            vec = torch.einsum("jrp,rj->rp", basis, s)
-            ritz = torch.where(stop.unsqueeze(1), vec, ritz)
+            theta[rows[stop]] = torch.where(bad[stop], math.nan, top[stop])
+            ritz[rows[stop]] = torch.einsum("jrp,rj->rp", basis[:, stop], s[stop])
         done |= stop
         if bool(done.all()):
             break
-        # an exhausted replica continues with a zero vector: its tridiagonal stays finite and its
-        # value is already frozen
-        Q.append(torch.where((beta > 0).unsqueeze(1), v / beta.clamp(min=torch.finfo(start.dtype).tiny).unsqueeze(1),
-                             torch.zeros_like(v)))
-    theta = torch.where(bad, math.nan, theta)
-    return theta, ritz / ritz.norm(dim=1, keepdim=True).clamp(min=torch.finfo(start.dtype).tiny)
+        # an exhausted row goes on with a zero vector (its tridiagonal stays finite, its value is frozen)
+        Q.append(torch.where((beta > 0).unsqueeze(1), v / beta.clamp(min=tiny).unsqueeze(1), torch.zeros_like(v)))
+        if 2 * int((~done).sum()) <= len(rows):
+            keep = (~done).nonzero().squeeze(1)
+            rows, done, bad = rows[keep], done[keep], bad[keep]
+            Q, alphas, betas = [q[keep] for q in Q], [a[keep] for a in alphas], [b[keep] for b in betas]
+            apply = operator(rows)
+    return theta, ritz / ritz.norm(dim=1, keepdim=True).clamp(min=tiny)
+
+
+def _top_ritz(alphas: list, betas: list, bad: torch.Tensor):
+    """The largest eigenvalue of each row's Lanczos tridiagonal matrix, its distance to the next
+    (inf for a 1×1 matrix) and its eigenvector, and `bad` with rows whose matrix is not finite
+    added. The matrices are scaled to unit size first: a Hessian near overflow (a diverging
+    replica) would make LAPACK fail for the whole batch."""
+    T = torch.diag_embed(torch.stack(alphas, 1))
+    if len(betas) > 1:
+        off = torch.stack(betas[:-1], 1)
+        T = T + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
+    size = T.abs().amax((1, 2))
+    bad = bad | ~torch.isfinite(size)
+    size = torch.where(bad | (size == 0), 1.0, size)
+    evals, evecs = torch.linalg.eigh(torch.where(bad[:, None, None], 0.0, T / size[:, None, None]))
+    gap = (evals[:, -1] - evals[:, -2]) * size if evals.shape[1] > 1 else torch.full_like(size, math.inf)
+    return evals[:, -1] * size, gap, evecs[:, :, -1], bad
 
 
 def run_metrics(iters: np.ndarray, sharpness: np.ndarray, threshold: np.ndarray) -> dict[str, np.ndarray]:

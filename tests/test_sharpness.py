@@ -120,15 +120,15 @@ def test_a_diverging_replica_leaves_the_others_estimates_alone():
 
 
 def test_warm_started_estimates_with_the_default_tolerance_track_the_exact_ones():
-    """sharpness.tol bounds the relative residual; the eigenvalue error is about its square. With
-    the defaults (20 steps, tol 1e-3) every estimate of a progressive-sharpening run is within
-    1e-4 of the converged value."""
+    """sharpness.tol bounds the estimated relative error of the eigenvalue, min(residual,
+    residual²/gap)/θ. With the defaults (20 steps, tol 1e-3) every estimate along a run, warm
+    started, is within that 1e-3 of the value Lanczos converges to."""
     x, y = _data(n=40, d=8)
     kw = dict(model=models.TwoLayer(width=16, activation="tanh"), loss=losses.Squared(), algorithm=algorithms.GD(),
               lrs=[0.5, 2.0], seeds=[0, 1], iterations=60)
     default = engine.run_cell(x, y, sharpness=SharpnessSettings(every=5), **kw)
     exact = engine.run_cell(x, y, sharpness=EXACT, **kw)
-    np.testing.assert_allclose(default.trajectory["sharpness"], exact.trajectory["sharpness"], rtol=1e-4)
+    np.testing.assert_allclose(default.trajectory["sharpness"], exact.trajectory["sharpness"], rtol=1e-3)
 
 
 def test_lanczos_finds_the_largest_algebraic_eigenvalue_and_survives_a_small_space():
@@ -136,12 +136,12 @@ def test_lanczos_finds_the_largest_algebraic_eigenvalue_and_survives_a_small_spa
     iteration would return; with P = 4 < iters the Krylov space is exhausted (exact answer)."""
     Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 4)))
     A = torch.tensor(Q @ np.diag([-5.0, 1.0, 2.0, 3.0]) @ Q.T)
-    theta, vec = lanczos_top(lambda V: V @ A, torch.ones(2, 4, dtype=torch.float64), iters=20, tol=1e-12)
+    theta, vec = lanczos_top(lambda rows: lambda V: V @ A, torch.ones(2, 4, dtype=torch.float64), iters=20, tol=1e-12)
     np.testing.assert_allclose(theta.numpy(), [3.0, 3.0], rtol=1e-12)
     np.testing.assert_allclose(np.abs(vec.numpy() @ Q[:, 3]), [1.0, 1.0], rtol=1e-10)
     # a start that is exactly the eigenvector of 2 (a stale warm start) still finds 3 within MIN_STEPS…
     stale = torch.tensor(Q[:, 2] + 1e-3 * Q[:, 3]).unsqueeze(0)
-    theta, _ = lanczos_top(lambda V: V @ A, stale, iters=20, tol=1e-3)
+    theta, _ = lanczos_top(lambda rows: lambda V: V @ A, stale, iters=20, tol=1e-3)
     assert abs(theta.item() - 3.0) < 1e-6
 
 
