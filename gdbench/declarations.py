@@ -7,7 +7,7 @@ from __future__ import annotations
 
 COMMON = {"kind", "title", "caption", "where", "width"}
 KEYS = {
-    "versus": {"x", "y", "hue", "at", "best", "fit", "logx", "logy"},
+    "versus": {"x", "y", "hue", "at", "best", "fit", "logx", "logy", "reference"},
     "curves": {"y", "hue", "xscale", "xmax", "ymin", "logy", "reference"},
     "budget": {"c", "fixed"},
     "gap": set(),
@@ -41,6 +41,9 @@ def validate(specs, *, where: str = "report.headline") -> list[dict]:
         missing = REQUIRED.get(kind, set()) - set(spec)
         if missing:
             raise SpecError(f"{at}: kind {kind} needs {sorted(missing)}")
+        if kind == "versus" and "reference" in spec and (spec["reference"] != "2/lr" or spec["x"] != "lr"):
+            raise SpecError(f"{at}.reference={spec['reference']!r}: a versus figure's reference is 2/lr "
+                            f"(the stability threshold), with x: lr")
         if spec.get("width", "single") not in ("single", "double"):
             raise SpecError(f"{at}.width={spec['width']!r}: choose single or double")
         out.append(dict(spec))

@@ -43,7 +43,10 @@ AXIS_LABELS = {"t_sep": r"iterations to separate $t_{\mathrm{sep}}$", "n": "samp
                "direction_error": r"$\|W_t/\|W_t\| - u_{\mathrm{svm}}\|$",
                "perceptron_gap": r"$\|W_t/\gamma - \hat W_t\|/\|\hat W_t\|$", "final_loss": "final loss $F_T$",
                "data.margin": r"margin $\mu$", "t_sep_stay": r"$t_{\mathrm{sep}}$ (for good)",
-               "n_increases": "loss increases (count)", "final_perceptron_gap": "gap to the perceptron at $T$"}
+               "n_increases": "loss increases (count)", "final_perceptron_gap": "gap to the perceptron at $T$",
+               "final_sharpness": r"sharpness at $T$, $\lambda_{\max}(\nabla^2 F(W_T))$",
+               "max_sharpness": r"largest sharpness $\max_t \lambda_{\max}(\nabla^2 F(W_t))$",
+               "sharpness": r"sharpness $\lambda_{\max}(\nabla^2 F(W_t))$"}
 
 
 @dataclass
@@ -164,6 +167,10 @@ def versus(runs, traj, spec, *, width="single") -> Headline:
             line.set_label(f"{name if keys else 'fit'}: " + (f"slope {slope}" if slope else "no fit"))
     if never:
         ax.plot([], [], ls="none", marker="o", mfc="none", color="grey", label="open: not reached by T")
+    if spec.get("reference") == "2/lr":  # the stability threshold of GD, for a sharpness against η
+        lrs = np.sort(pts[x].dropna().unique().astype(float))
+        ax.plot(lrs, 2 / lrs, ls="--", lw=1, color="0.4", label="2/η")
+        n += 1
     _axes(ax, x, spec, pts[x], yname)
     figures.legend(fig, ax, (n if keys or spec.get("fit") else 0) + never)
     _title(ax, spec, width)
@@ -174,7 +181,8 @@ def versus(runs, traj, spec, *, width="single") -> Headline:
         (" at each level's best step size" if best else "") + \
         (" (median over seeds; bars: interquartile range)." if several else " (one run per point).") + \
         (" Open markers sit at the budget T where the median run never got there; they are not fitted."
-         if never else "") + "".join(fits)
+         if never else "") + (" Dashed: 2/η, the stability threshold of GD." if spec.get("reference") else "") \
+        + "".join(fits)
     return Headline(fig, pts, caption)
 
 
@@ -183,7 +191,9 @@ WORDS = {"t_sep": "t_sep, the iterations to separate", "lr": "the step size η",
          "t_sep_stay": "the time to separate for good", "final_loss": "the final loss F(W_T)",
          "log10_loss": "log₁₀ F(Wₜ)", "loss": "F(Wₜ)", "accuracy": "the training accuracy",
          "direction_error": "the distance ‖Wₜ/‖Wₜ‖ − u‖ to the max-margin direction u",
-         "perceptron_gap": "the gap ‖Wₜ/γ − Ŵₜ‖/‖Ŵₜ‖ to the batch perceptron", "data.margin": "the margin μ"}
+         "perceptron_gap": "the gap ‖Wₜ/γ − Ŵₜ‖/‖Ŵₜ‖ to the batch perceptron", "data.margin": "the margin μ",
+         "final_sharpness": "the sharpness λ_max(∇²F(W_T)) at T", "max_sharpness": "the largest sharpness over t",
+         "sharpness": "the sharpness λ_max(∇²F(Wₜ))"}
 
 
 def _words(col: str, at=None) -> str:

@@ -441,7 +441,7 @@ def test_level_counts_just_inside_and_outside():
 
 def _eos_row(c, **kw):
     return {"lr": 1.0, "start": c.start_max, "estimates": c.min_estimates, "q10": c.band.low, "q90": c.band.high,
-            "f_eos": 1.0, "f_T": c.loss_drop, **kw}
+            "f_early": 1.0, "f_late": c.loss_drop, **kw}
 
 
 @pytest.mark.parametrize("c", _both(claims.EdgeOfStability))
@@ -450,7 +450,7 @@ def test_edge_of_stability_thresholds(c):
         rows = [_eos_row(c, lr=float(i + 1), **kw) for i in range(c.min_runs if n is None else n)]
         return c.judge({"groups": [{"activation": "tanh", "runs": rows, "total": len(rows)}], "text": ""}).verdict
     assert v() == HOLDS
-    assert v(q10=c.band.low - EPS) == v(q90=c.band.high + EPS) == v(f_T=c.loss_drop + EPS) == FAILS
+    assert v(q10=c.band.low - EPS) == v(q90=c.band.high + EPS) == v(f_late=c.loss_drop + EPS) == FAILS
     assert v(start=c.start_max + EPS) == v(estimates=c.min_estimates - 1) == v(n=c.min_runs - 1) == INCONCLUSIVE
     # frac_min: of 100 runs at the edge, round(100·frac_min) good ones pass, one fewer fails
     good = int(round(100 * c.frac_min))
