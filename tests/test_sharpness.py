@@ -223,3 +223,18 @@ def test_cli_records_sharpness_on_its_cadence_and_rejects_bad_settings(tmp_path)
         err = proc.stdout + proc.stderr
         assert proc.returncode == 1 and needle in err and "Traceback" not in err, err
         assert not (tmp_path / "bad").exists()
+
+
+def test_versus_headline_draws_the_stability_threshold_and_rejects_other_references():
+    from gdbench import headline
+    from gdbench.declarations import SpecError, validate
+    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(6)], "lr": [1.0, 2.0, 4.0] * 2, "seed": [0] * 3 + [1] * 3,
+                         "status": "ok", "iterations": 10, "final_sharpness": [2.0, 1.0, 0.5] * 2})
+    h = headline.draw({"kind": "versus", "x": "lr", "y": "final_sharpness", "reference": "2/lr"}, runs, pd.DataFrame())
+    ax = h.figure.axes[0]
+    line = next(l for l in ax.get_lines() if l.get_label() == "2/η")
+    np.testing.assert_allclose(line.get_ydata(), 2 / np.asarray(line.get_xdata()))  # GD's threshold, by hand
+    assert "2/η" in h.caption
+    for bad in ({"x": "d", "reference": "2/lr"}, {"x": "lr", "reference": "1/t"}):
+        with pytest.raises(SpecError, match="reference"):
+            validate([{"kind": "versus", "y": "final_sharpness", **bad}])
