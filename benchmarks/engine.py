@@ -139,7 +139,7 @@ def hvp_routes(name, ds, model, R, loss, repeat=20):
     trained, fixed = model.init(X.shape[1], list(range(R)), dtype=dtype, device=DEVICE)
     est = SharpnessEstimator(model, loss, SharpnessSettings(every=1), list(range(R)), trained)
     V = est.warm
-    closed = est.hessian_operator(trained, fixed, X, Y)
+    closed = est.hessian_operator(trained, fixed, X, Y)(None)
 
     def loss_of_one(params, fixed_one):
         g, _ = model.forward({k: v.unsqueeze(0) for k, v in params.items()},
