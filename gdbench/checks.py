@@ -53,4 +53,4 @@ def sharpness(every, iters, tol) -> None:
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
         raise ValueError(f"sharpness.iters={iters!r}: expected an integer ≥ 1 (Lanczos steps per estimate)")
     if not (_number(tol) and math.isfinite(tol) and tol > 0):
-        raise ValueError(f"sharpness.tol={tol!r}: expected a finite number > 0 (relative error of an estimate)")
+        raise ValueError(f"sharpness.tol={tol!r}: expected a finite number > 0 (the estimated relative error at which an estimate stops)")

@@ -170,9 +170,8 @@ def versus(runs, traj, spec, *, width="single") -> Headline:
     if spec.get("reference") == "2/lr":  # the stability threshold of GD, for a sharpness against η
         lrs = np.sort(pts[x].dropna().unique().astype(float))
         ax.plot(lrs, 2 / lrs, ls="--", lw=1, color="0.4", label="2/η")
-        n += 1
     _axes(ax, x, spec, pts[x], yname)
-    figures.legend(fig, ax, (n if keys or spec.get("fit") else 0) + never)
+    figures.legend(fig, ax, (n if keys or spec.get("fit") else 0) + never + bool(spec.get("reference")))
     _title(ax, spec, width)
     pts = _named(pts.drop(columns=["budget"], errors="ignore"), spec["y"], spec.get("at"))
     pts.attrs["keys"] = keys + [x] + (["lr"] if best and x != "lr" else [])

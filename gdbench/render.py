@@ -160,6 +160,8 @@ def missing_reason(row, col: str) -> str:
             return "f"
         if not _is_missing(diverged) and diverged + (0 if _is_missing(failed) else failed) == runs:
             return "d"
+    if col == "t_eos" and _is_missing(row.get("frac_above_eos")):
+        return "x"  # no estimates, or no stability threshold (normalized GD, the perceptrons)
     if col.startswith(("t_sep", "t_eps_", "t_eos")):
         return "n"
     return "x"

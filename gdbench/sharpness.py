@@ -11,9 +11,12 @@ torch.func's jvp-of-grad). The derivatives are taken with respect to the trained
 The top eigenvalue comes from Lanczos with full reorthogonalization, run on all replicas at once:
 step j gives each replica a (j+1)x(j+1) tridiagonal matrix whose largest eigenvalue θ (the Ritz
 value) approaches λ_max from below. With the Ritz residual ρ = ‖H y − θ y‖ = β_j |s_j| and the
-gap δ to the next Ritz value, the error of θ is at most ρ, and at most ρ²/δ (Kato–Temple, δ
-standing in for the gap to the next eigenvalue). A replica stops at the first step ≥ MIN_STEPS
-where min(ρ, ρ²/δ) ≤ `tol`·|θ|, or when its Krylov space is exhausted (β_j = 0: θ is exact), or
+gap δ to the next Ritz value, min(ρ, ρ²/δ) estimates the error of θ: an eigenvalue lies within ρ
+of θ, and Kato–Temple bounds the error by ρ²/gap when the gap is the one to the rest of the
+spectrum. δ overstates that gap (the second Ritz value is below the second eigenvalue), so this is
+an estimate, not a bound: on a dense spectrum an estimate can stop a few times `tol` short of
+λ_max. A replica stops at the first step ≥ MIN_STEPS where the estimate is ≤ `tol`·|θ|, or when
+its Krylov space is exhausted (β_j = 0: θ is an exact eigenvalue), or
 after `iters` steps; its value is frozen there, so it does not depend on the replicas that share
 its cell. Each estimate starts from the previous estimate's Ritz vector of the same replica
 (warm start); the first from a Gaussian vector drawn from the replica's seed.
@@ -145,7 +148,10 @@ def lanczos_top(operator, start: torch.Tensor, iters: int, tol: float,
         beta = v.norm(dim=1)
         betas.append(beta)
         top, gap, s, bad = _top_ritz(alphas, betas, bad)
-        exhausted = beta <= 1e3 * torch.finfo(start.dtype).eps * top.abs().clamp(min=tiny)
+        # an invariant Krylov space: θ is an exact eigenvalue. Below the minimum steps only an exact
+        # zero counts: in float32 a stale warm start's β can be this small without being zero.
+        exhausted = (beta == 0) | ((beta <= 1e3 * torch.finfo(start.dtype).eps * top.abs().clamp(min=tiny))
+                                   & (j + 1 >= min_steps))
         residual = beta * s[:, -1].abs()  # ‖H y − θ y‖ of the top Ritz pair
         # the error of θ is at most the residual, and at most residual²/gap (Kato–Temple, with the
         # gap to the next Ritz value standing in for the gap to the next eigenvalue)

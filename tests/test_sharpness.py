@@ -143,6 +143,17 @@ def test_lanczos_finds_the_largest_algebraic_eigenvalue_and_survives_a_small_spa
     stale = torch.tensor(Q[:, 2] + 1e-3 * Q[:, 3]).unsqueeze(0)
     theta, _ = lanczos_top(lambda rows: lambda V: V @ A, stale, iters=20, tol=1e-3)
     assert abs(theta.item() - 3.0) < 1e-6
+    # … also in float32, where the second step's β is at rounding level without being zero
+    stale32 = torch.tensor(Q[:, 2] + 1e-5 * Q[:, 3], dtype=torch.float32).unsqueeze(0)
+    theta, _ = lanczos_top(lambda rows: lambda V: V @ A.float(), stale32, iters=20, tol=1e-3)
+    assert abs(theta.item() - 3.0) < 1e-4
+
+
+def test_a_missing_t_eos_says_never_reached_or_not_applicable():
+    from gdbench import render
+    row = {"runs": 2, "diverged": 0, "failed": 0}
+    assert render.missing_reason({**row, "frac_above_eos": 0.0}, "t_eos") == "n"  # estimates, never at 2/η
+    assert render.missing_reason({**row, "frac_above_eos": np.nan}, "t_eos") == "x"  # no threshold or no estimates
 
 
 def test_run_metrics_by_hand():

@@ -127,13 +127,13 @@ class PlateauScalesAsInverseStep(Criterion):
     plateau sharpness (the median estimate from t_eos to T), fitted against η on log-log axes.
 
     - slope in `slope_band` = −1 ± 0.15. That width follows from EdgeOfStability's band: plateaus
-      anywhere in [0.9, 1.2]·2/η across the study's 8× span of η bend the slope by at most
-      log(1.2/0.9)/log 8 ≈ 0.14.
+      anywhere in [0.9, 1.2]·2/η across a span of η of at least min_span = 8× bend the slope by at
+      most log(1.2/0.9)/log 8 ≈ 0.14 (over a 4× span they could bend it by 0.21).
     Regime: ≥ min_levels step sizes spanning ≥ min_span× that reached 2/η with ≥ min_estimates
     estimates left; otherwise inconclusive."""
     slope_band: Band = Band(-1.15, -0.85)
     min_levels: int = 3
-    min_span: float = 4.0
+    min_span: float = 8.0
     min_estimates: int = 10
 
     def expected(self) -> str:
