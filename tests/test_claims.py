@@ -484,7 +484,7 @@ def test_logistic_sharpness_falls_thresholds(c):
 
 
 def _eos_study(plateau, logistic_end):
-    """Synthetic squared- and logistic-loss runs at η = 65, 130, 260 (threshold 2/η), estimates
+    """Synthetic squared- and logistic-loss runs at η = 65, 130, 260, 520 (threshold 2/η), estimates
     every 20 iterations to T = 2000: the sharpness rises linearly from 0.1·(2/η) to plateau(η) by
     t = 400 and stays there with a ±3% two-step wobble (squared); on the logistic loss it rises to
     2/η and then decays geometrically to logistic_end·(2/η) at T. The runs columns come from
@@ -493,7 +493,7 @@ def _eos_study(plateau, logistic_end):
     iters = np.arange(0, 2001, 20)
     runs, traj = [], []
     for loss in ("squared", "logistic"):
-        for lr in (65.0, 130.0, 260.0):
+        for lr in (65.0, 130.0, 260.0, 520.0):
             thr = 2 / lr
             if loss == "squared":
                 top = plateau(lr)
