@@ -61,7 +61,7 @@ LABELS = {
     "max_gap": ("max gap", "max gap"), "agree_frac": ("same misclassified", "same miscl."),
     "best": ("best", "best"), "best_tied": ("tied", "tied"), "x": ("x", "$x$"),
     "t_eos": ("t_eos", r"$t_{\mathrm{EoS}}$"), "frac_above_eos": ("at/above 2/η", r"$\geq 2/\eta$"),
-    "max_sharpness": ("max λ_max", r"$\max_t \lambda_{\max}$"),
+    "max_sharpness": ("max λ_max", r"$\max\lambda_{\max}$"),
     "final_sharpness": ("final λ_max", r"$\lambda_{\max}(W_T)$"),
     "sharpness_ratio_max": ("max λ_max·η/2", r"$\max_t \lambda_{\max}\eta/2$"),
 }
