@@ -1,4 +1,4 @@
-"""Runs → cells → tasks, and the execution of one task (docs/design.md §3). No Ray here.
+"""Runs → cells → tasks (docs/design.md §3): the planning side of a sweep. No Ray, no torch here.
 
 `plan(runs)` validates every run (instantiating its catalogue objects; nothing is scheduled before
 the whole grid passes), loads each distinct dataset once, groups runs into cells (equal
@@ -16,16 +16,11 @@ into one task until it reaches ≈ task_seconds, so tiny cells share a task and 
 splits each cell into at least its share of the slots, so a grid smaller than
 min_tasks · task_seconds still keeps every worker busy.
 
-`run_task(task, datasets)` runs a task's chunks one after another with the engine and returns
-plain data (rows and long-format trajectory arrays), ready to cross a process boundary.
+What a worker does with a task (run its chunks with the engine) is `gdbench.worker.run_task`.
 """
 from __future__ import annotations
 
 import math
-import os
-import socket
-import time
-import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -165,41 +160,6 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
         t.task_id = grid._hash([c.chunk_id for c in t.chunks])
     return Plan(runs=runs, datasets=datasets, tasks=tasks, n_cells=len(todo),
                 skipped=sum(1 for r in runs if r.run_id in done_run_ids))
-
-
-def run_task(task: Task, datasets: dict, *, device: str = "cpu", compile: bool = False) -> list[dict]:
-    """Run every chunk of a task; one result dict per chunk. A chunk that raises is returned as
-    a failure record (error + traceback) so that the other chunks and the sweep go on."""
-    from gdbench import engine  # torch: loaded in the process that computes, never in the planner
-    from gdbench.sharpness import SharpnessSettings
-    out = []
-    host = socket.gethostname()
-    for ch in task.chunks:
-        start = time.perf_counter()
-        try:
-            model, loss, algorithm = ch.objects
-            c = ch.runs[0].config
-            x, y = datasets[ch.data_key]
-            res = engine.run_cell(
-                x, y, model=model, loss=loss, algorithm=algorithm,
-                lrs=[r.lr for r in ch.runs], seeds=[r.seed for r in ch.runs], iterations=c["iterations"],
-                eps=tuple(c["eps"]), record=engine.RecordSchedule(**c["record"]), companion=c["companion"],
-                stop_loss=c["stop_loss"], device=device, dtype=c["dtype"], direction=ch.direction,
-                compile=compile, sharpness=SharpnessSettings(**c.get("sharpness", {})))
-            rows = []
-            for cols, metrics in zip(ch.columns, res.run_rows()):
-                metrics.pop("lr"), metrics.pop("seed")
-                rows.append({**cols, **metrics, "error": None, "wall_time_s": res.wall_time_s / len(ch.runs)})
-            traj = res.trajectory_columns()
-            run_ids = np.array([r.run_id for r in ch.runs], dtype=object)
-            traj["run_id"] = run_ids[traj.pop("replica")]
-            out.append({"chunk_id": ch.chunk_id, "ok": True, "rows": rows, "trajectory": traj,
-                        "host": host, "pid": os.getpid(), "wall_time_s": time.perf_counter() - start})
-        except Exception as e:  # recorded, never fatal to the sweep
-            out.append({"chunk_id": ch.chunk_id, "ok": False, "run_ids": [r.run_id for r in ch.runs],
-                        "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
-                        "host": host, "pid": os.getpid(), "wall_time_s": time.perf_counter() - start})
-    return out
 
 
 def describe(p: Plan, *, executor: str | None = None, why: str = "", slots: int = 1) -> str:

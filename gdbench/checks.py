@@ -1,4 +1,4 @@
-"""The rules a run's settings must satisfy, each written once (no torch, no Hydra).
+"""The rules a run's settings and data must satisfy, each written once (no torch, no Hydra).
 
 Every entry point applies the same rule with the same message naming the key: the sweep driver
 before anything is scheduled (`grid`), the engine's Python API (`engine.run_cell`), and the
@@ -6,6 +6,8 @@ catalogue objects' own constructors (`algorithms`)."""
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 DTYPES = ("float64", "float32")
 
@@ -54,3 +56,19 @@ def sharpness(every, iters, tol) -> None:
         raise ValueError(f"sharpness.iters={iters!r}: expected an integer ≥ 1 (Lanczos steps per estimate)")
     if not (_number(tol) and math.isfinite(tol) and tol > 0):
         raise ValueError(f"sharpness.tol={tol!r}: expected a finite number > 0 (the estimated relative error at which an estimate stops)")
+
+
+def dataset(x: np.ndarray, y: np.ndarray, what: str) -> None:
+    """x an (n, d) finite array, y (n,) labels in {−1, +1} with both classes; `what` names the
+    data in the message (the dataset, or the engine's arguments)."""
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"{what}: x must be (n, d) and y (n,); got {x.shape} and {y.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{what}: x contains NaN or Inf")
+    if not np.isin(y, (-1.0, 1.0)).all():
+        raise ValueError(f"{what}: labels must be in {{-1, +1}}, found {np.unique(y[~np.isin(y, (-1.0, 1.0))])[:5].tolist()}")
+    # rejected, not warned about: with one class every quantity gdbench measures (separation
+    # time, margin, the perceptron's steps) is trivial, so a sweep on it is a mistake upstream
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"{what}: every label is {int(y[0]):+d}; a classification benchmark needs "
+                         "both classes (check the file, data.classes or data.n)")

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gdbench import checks
+
 
 @dataclass
 class Dataset:
@@ -73,18 +75,8 @@ def dataset(fn):
 
 
 def check(x: np.ndarray, y: np.ndarray, name: str) -> None:
-    """The data contract every stage relies on; errors name the dataset."""
-    if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"data {name!r}: x must be (n, d) and y (n,); got {x.shape} and {y.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"data {name!r}: x contains NaN or Inf")
-    if not np.isin(y, (-1.0, 1.0)).all():
-        raise ValueError(f"data {name!r}: labels must be in {{-1, +1}}, found {np.unique(y)[:5].tolist()}")
-    # rejected, not warned about: with one class every quantity gdbench measures (separation
-    # time, margin, the perceptron's steps) is trivial, so a sweep on it is a mistake upstream
-    if len(np.unique(y)) < 2:
-        raise ValueError(f"data {name!r}: every label is {int(y[0]):+d}; a classification benchmark needs "
-                         "both classes (check the file, data.classes or data.n)")
+    """The data contract every stage relies on (`checks.dataset`); errors name the dataset."""
+    checks.dataset(x, y, f"data {name!r}")
 
 
 def _project(x, how, k, rng):

@@ -98,15 +98,7 @@ def _to_tensor(a, dtype, device) -> torch.Tensor:
 
 
 def _validate(x, y, lrs, seeds, iterations, model, algorithm, companion):
-    if x.ndim != 2:
-        raise ValueError(f"data.x: expected an (n, d) array, got shape {tuple(x.shape)}")
-    if y.shape != (x.shape[0],):
-        raise ValueError(f"data.y: expected shape ({x.shape[0]},) to match data.x, got {tuple(y.shape)}")
-    if not np.isfinite(x).all():
-        raise ValueError("data.x: contains NaN or Inf")
-    bad = ~np.isin(y, (-1.0, 1.0))
-    if bad.any():
-        raise ValueError(f"data.y: labels must be in {{-1, +1}}, found {np.unique(y[bad])[:5].tolist()}")
+    checks.dataset(x, y, "run_cell's data (x, y)")
     for lr in lrs.tolist():
         checks.step_size(lr)
     if len(lrs) != len(seeds) or len(lrs) == 0:

@@ -2,7 +2,7 @@
 
     with executor:                       # starts what it needs (nothing, or Ray)
         for task, results in executor.map(plan):
-            ...                          # one result dict per chunk (cells.run_task's format)
+            ...                          # one result dict per chunk (worker.run_task's format)
 
 `LocalExecutor` runs tasks on this machine without Ray: in this process for one worker, else in
 processes forked from it (one per worker, each with one torch thread), which inherit the loaded
@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import time
 
-from gdbench import cells
+from gdbench import cells, worker
 
 # Ray's start plus its workers' first torch import on a small machine, the fixed cost `auto`
 # weighs a sweep's compute against (benchmarks/sweep.py prints the measured overheads).
@@ -81,7 +81,7 @@ class LocalExecutor:
     def map(self, plan: cells.Plan):
         if self.workers == 1 or len(plan.tasks) == 1:
             for task in plan.tasks:
-                yield task, cells.run_task(task, plan.datasets, device=self.device, compile=self.compile)
+                yield task, worker.run_task(task, plan.datasets, device=self.device, compile=self.compile)
             return
         global _DATASETS
         _DATASETS = plan.datasets  # read by the forked children (copy-on-write), never pickled
@@ -106,7 +106,7 @@ def _child_start() -> None:
 
 def _child_run(args):
     i, task, device, compile = args
-    return i, cells.run_task(task, _DATASETS, device=device, compile=compile)
+    return i, worker.run_task(task, _DATASETS, device=device, compile=compile)
 
 
 class RayExecutor:

@@ -19,7 +19,7 @@ from pathlib import Path
 import ray
 
 import gdbench
-from gdbench import cells
+from gdbench import worker
 from gdbench.executors import ClusterUnreachable
 
 WORKER_ENV = {
@@ -33,7 +33,7 @@ def _execute(task, device, compile, num_threads, keys, *arrays):
     """The Ray task body: run a task's chunks with the engine; plain data back."""
     import torch
     torch.set_num_threads(max(1, int(num_threads)))
-    out = cells.run_task(task, dict(zip(keys, arrays)), device=device, compile=compile)
+    out = worker.run_task(task, dict(zip(keys, arrays)), device=device, compile=compile)
     node = ray.get_runtime_context().get_node_id()
     for r in out:
         r["node_id"] = node

@@ -141,8 +141,10 @@ def test_bad_data_input_names_the_field():
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN or Inf"):
         engine.run_cell(bad, DS.y, **args)
-    with pytest.raises(ValueError, match="data.y"):
+    with pytest.raises(ValueError, match=r"x must be \(n, d\) and y \(n,\)"):
         engine.run_cell(DS.x, DS.y[:-1], **args)
+    with pytest.raises(ValueError, match="both classes"):  # the same rule as for a dataset (checks.dataset)
+        engine.run_cell(DS.x, np.ones_like(DS.y), **args)
 
 
 @pytest.mark.parametrize("kw, match", [
