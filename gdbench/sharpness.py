@@ -124,52 +124,61 @@ def lanczos_top(operator, start: torch.Tensor, iters: int, tol: float,
                 min_steps: int = MIN_STEPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Largest eigenvalue and its unit Ritz vector, per row, of a symmetric operator, by Lanczos
     from `start` (R, P). operator(rows) returns the operator (r, P) → (r, P) of those rows (None:
-    all), row i acting on row i alone. Once half the rows still running have stopped, the rest go
-    on in a smaller batch (a fresh operator on them): one slow replica does not make the whole
-    cell pay for its extra steps."""
+    all), row i acting on row i alone. Once half the rows still in the batch have stopped, the
+    rest go on in a smaller batch (a fresh operator on them): one slow replica does not make the
+    whole cell pay for its extra steps."""
     R, P = start.shape
     steps = min(iters, P)
     tiny = torch.finfo(start.dtype).tiny
     rows = torch.arange(R, device=start.device)  # the rows of the full batch still in the batch
     apply = operator(None)
-    Q, alphas, betas = [start / start.norm(dim=1, keepdim=True)], [], []
+    basis = start.new_empty(R, steps, P)  # row r's Lanczos vectors q_0 … q_j: basis[r, :j+1]
+    basis[:, 0] = start / start.norm(dim=1, keepdim=True)
+    alphas, betas = [], []
     done = torch.zeros(R, dtype=torch.bool, device=start.device)  # of the rows in the batch
     bad = torch.zeros_like(done)  # a non-finite product: the Hessian overflowed
     theta = torch.full((R,), math.nan, dtype=start.dtype, device=start.device)
     ritz = start.clone()
     for j in range(steps):
-        v = apply(Q[j])
-        bad |= ~torch.isfinite(v).all(1)
-        v = torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
-        alphas.append((Q[j] * v).sum(1))
-        basis = torch.stack(Q)  # (j+1, r, P)
+        q = basis[:, j]
+        v = apply(q)
+        finite = torch.isfinite(v).all(1)
+        if not bool(finite.all()):
+            bad |= ~finite
+            v = torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
+        alphas.append((q * v).sum(1))
+        known = basis[:, :j + 1]  # (r, j+1, P)
         for _ in range(2):  # full reorthogonalization, twice ("twice is enough")
-            v = v - torch.einsum("jr,jrp->rp", torch.einsum("jrp,rp->jr", basis, v), basis)
+            v = v - torch.bmm(known.transpose(1, 2), torch.bmm(known, v.unsqueeze(2))).squeeze(2)
         beta = v.norm(dim=1)
         betas.append(beta)
+        last = j == steps - 1
+        if j + 1 < min_steps and not last and not bool((beta == 0).any() | bad.any()):
+            basis[:, j + 1] = v / beta.unsqueeze(1)  # nothing can stop yet: no Ritz values needed
+            continue
         top, gap, s, bad = _top_ritz(alphas, betas, bad)
         # an invariant Krylov space: θ is an exact eigenvalue. Below the minimum steps only an exact
         # zero counts: in float32 a stale warm start's β can be this small without being zero.
         exhausted = (beta == 0) | ((beta <= 1e3 * torch.finfo(start.dtype).eps * top.abs().clamp(min=tiny))
                                    & (j + 1 >= min_steps))
         residual = beta * s[:, -1].abs()  # ‖H y − θ y‖ of the top Ritz pair
-        # the error of θ is at most the residual, and at most residual²/gap (Kato–Temple, with the
-        # gap to the next Ritz value standing in for the gap to the next eigenvalue)
+        # the error estimate min(ρ, ρ²/δ) of the module docstring
         error = torch.minimum(residual, residual * residual / gap.clamp(min=tiny))
         converged = (error <= tol * top.abs()) & (j + 1 >= min_steps)
-        stop = ~done & (converged | exhausted | bad | (j == steps - 1))
+        stop = ~done & (converged | exhausted | bad | last)
         if bool(stop.any()):
             theta[rows[stop]] = torch.where(bad[stop], math.nan, top[stop])
-            ritz[rows[stop]] = torch.einsum("jrp,rj->rp", basis[:, stop], s[stop])
+            ritz[rows[stop]] = torch.bmm(s[stop].unsqueeze(1), known[stop]).squeeze(1)
         done |= stop
         if bool(done.all()):
             break
         # an exhausted row goes on with a zero vector (its tridiagonal stays finite, its value is frozen)
-        Q.append(torch.where((beta > 0).unsqueeze(1), v / beta.clamp(min=tiny).unsqueeze(1), torch.zeros_like(v)))
+        basis[:, j + 1] = torch.where((beta > 0).unsqueeze(1), v / beta.clamp(min=tiny).unsqueeze(1),
+                                      torch.zeros_like(v))
         if 2 * int((~done).sum()) <= len(rows):
             keep = (~done).nonzero().squeeze(1)
-            rows, done, bad = rows[keep], done[keep], bad[keep]
-            Q, alphas, betas = [q[keep] for q in Q], [a[keep] for a in alphas], [b[keep] for b in betas]
+            rows, done, bad, basis = rows[keep], done[keep], bad[keep], basis[keep]
+            alphas, betas = [a[keep] for a in alphas], [b[keep] for b in betas]
             apply = operator(rows)
     return theta, ritz / ritz.norm(dim=1, keepdim=True).clamp(min=tiny)
 
