@@ -126,78 +126,79 @@ def lanczos_top(operator, start: torch.Tensor, iters: int, tol: float,
     from `start` (R, P). operator(rows) returns the operator (r, P) → (r, P) of those rows (None:
     all), row i acting on row i alone. Once half the rows still in the batch have stopped, the
     rest go on in a smaller batch (a fresh operator on them): one slow replica does not make the
-    whole cell pay for its extra steps."""
+    whole cell pay for its extra steps. The vectors stay on the device; the small tridiagonal
+    problems and the stopping rule run in numpy on the host, where their dozens of tiny
+    operations per step cost microseconds instead of a kernel launch each."""
     R, P = start.shape
     steps = min(iters, P)
-    tiny = torch.finfo(start.dtype).tiny
-    rows = torch.arange(R, device=start.device)  # the rows of the full batch still in the batch
+    eps = float(torch.finfo(start.dtype).eps)
+    rows = np.arange(R)  # the rows of the full batch still in the batch
     apply = operator(None)
     basis = start.new_empty(R, steps, P)  # row r's Lanczos vectors q_0 … q_j: basis[r, :j+1]
     basis[:, 0] = start / start.norm(dim=1, keepdim=True)
-    alphas, betas = [], []
-    done = torch.zeros(R, dtype=torch.bool, device=start.device)  # of the rows in the batch
-    bad = torch.zeros_like(done)  # a non-finite product: the Hessian overflowed
-    theta = torch.full((R,), math.nan, dtype=start.dtype, device=start.device)
+    T = np.zeros((R, steps, steps))  # the tridiagonal matrices, float64 on the host
+    done = np.zeros(R, dtype=bool)  # of the rows in the batch
+    bad = np.zeros(R, dtype=bool)  # a non-finite product: the Hessian overflowed
+    theta = np.full(R, np.nan)
     ritz = start.clone()
     for j in range(steps):
         q = basis[:, j]
         v = apply(q)
         finite = torch.isfinite(v).all(1)
         if not bool(finite.all()):
-            bad |= ~finite
+            bad |= ~finite.cpu().numpy()
             v = torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
-        alphas.append((q * v).sum(1))
+        alpha = (q * v).sum(1)
         known = basis[:, :j + 1]  # (r, j+1, P)
         for _ in range(2):  # full reorthogonalization, twice ("twice is enough")
             v = v - torch.bmm(known.transpose(1, 2), torch.bmm(known, v.unsqueeze(2))).squeeze(2)
         beta = v.norm(dim=1)
-        betas.append(beta)
-        last = j == steps - 1
-        if j + 1 < min_steps and not last and not bool((beta == 0).any() | bad.any()):
-            basis[:, j + 1] = v / beta.unsqueeze(1)  # nothing can stop yet: no Ritz values needed
-            continue
-        top, gap, s, bad = _top_ritz(alphas, betas, bad)
-        # an invariant Krylov space: θ is an exact eigenvalue. Below the minimum steps only an exact
-        # zero counts: in float32 a stale warm start's β can be this small without being zero.
-        exhausted = (beta == 0) | ((beta <= 1e3 * torch.finfo(start.dtype).eps * top.abs().clamp(min=tiny))
-                                   & (j + 1 >= min_steps))
-        residual = beta * s[:, -1].abs()  # ‖H y − θ y‖ of the top Ritz pair
-        # the error estimate min(ρ, ρ²/δ) of the module docstring
-        error = torch.minimum(residual, residual * residual / gap.clamp(min=tiny))
-        converged = (error <= tol * top.abs()) & (j + 1 >= min_steps)
-        stop = ~done & (converged | exhausted | bad | last)
-        if bool(stop.any()):
-            theta[rows[stop]] = torch.where(bad[stop], math.nan, top[stop])
-            ritz[rows[stop]] = torch.bmm(s[stop].unsqueeze(1), known[stop]).squeeze(1)
-        done |= stop
-        if bool(done.all()):
+        host = torch.stack([alpha, beta]).double().cpu().numpy()
+        T[:, j, j] = host[0]
+        b = host[1]
+        if j + 1 < steps:
+            T[:, j, j + 1] = T[:, j + 1, j] = b
+        stop = ~done & (bad | (j == steps - 1) | (b == 0))
+        if j + 1 >= min_steps or stop.any():
+            top, gap, s = _top_ritz(T[:, :j + 1, :j + 1], bad)
+            residual = b * np.abs(s[:, -1])  # ‖H y − θ y‖ of the top Ritz pair
+            error = np.minimum(residual, residual ** 2 / np.maximum(gap, np.finfo(float).tiny))
+            if j + 1 >= min_steps:
+                # converged by the error estimate of the module docstring, or an invariant Krylov
+                # space (θ exact; before the minimum steps only an exact zero counts: in float32
+                # a stale warm start's β can be this small without being zero)
+                stop |= ~done & ((error <= tol * np.abs(top)) | (b <= 1e3 * eps * np.abs(top)))
+            if stop.any():
+                theta[rows[stop]] = np.where(bad[stop], np.nan, top[stop])
+                pick = torch.from_numpy(np.flatnonzero(stop)).to(start.device)
+                weights = torch.from_numpy(s[stop]).to(dtype=start.dtype, device=start.device)
+                ritz[torch.from_numpy(rows[stop]).to(start.device)] = torch.bmm(
+                    weights.unsqueeze(1), known[pick]).squeeze(1)
+            done |= stop
+        if done.all():
             break
         # an exhausted row goes on with a zero vector (its tridiagonal stays finite, its value is frozen)
-        basis[:, j + 1] = torch.where((beta > 0).unsqueeze(1), v / beta.clamp(min=tiny).unsqueeze(1),
-                                      torch.zeros_like(v))
+        basis[:, j + 1] = torch.where((beta > 0).unsqueeze(1), v / beta.clamp(min=torch.finfo(v.dtype).tiny)
+                                      .unsqueeze(1), torch.zeros_like(v))
         if 2 * int((~done).sum()) <= len(rows):
-            keep = (~done).nonzero().squeeze(1)
-            rows, done, bad, basis = rows[keep], done[keep], bad[keep], basis[keep]
-            alphas, betas = [a[keep] for a in alphas], [b[keep] for b in betas]
-            apply = operator(rows)
-    return theta, ritz / ritz.norm(dim=1, keepdim=True).clamp(min=tiny)
+            keep = np.flatnonzero(~done)
+            rows, done, bad, T = rows[keep], done[keep], bad[keep], T[keep]
+            basis = basis[torch.from_numpy(keep).to(start.device)]
+            apply = operator(torch.from_numpy(rows).to(start.device))
+    out = torch.from_numpy(theta).to(dtype=start.dtype, device=start.device)
+    return out, ritz / ritz.norm(dim=1, keepdim=True).clamp(min=torch.finfo(start.dtype).tiny)
 
 
-def _top_ritz(alphas: list, betas: list, bad: torch.Tensor):
-    """The largest eigenvalue of each row's Lanczos tridiagonal matrix, its distance to the next
-    (inf for a 1×1 matrix) and its eigenvector, and `bad` with rows whose matrix is not finite
-    added. The matrices are scaled to unit size first: a Hessian near overflow (a diverging
-    replica) would make LAPACK fail for the whole batch."""
-    T = torch.diag_embed(torch.stack(alphas, 1))
-    if len(betas) > 1:
-        off = torch.stack(betas[:-1], 1)
-        T = T + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
-    size = T.abs().amax((1, 2))
-    bad = bad | ~torch.isfinite(size)
-    size = torch.where(bad | (size == 0), 1.0, size)
-    evals, evecs = torch.linalg.eigh(torch.where(bad[:, None, None], 0.0, T / size[:, None, None]))
-    gap = (evals[:, -1] - evals[:, -2]) * size if evals.shape[1] > 1 else torch.full_like(size, math.inf)
-    return evals[:, -1] * size, gap, evecs[:, :, -1], bad
+def _top_ritz(T: np.ndarray, bad: np.ndarray):
+    """The largest eigenvalue of each row's tridiagonal matrix T (r, k, k), its distance to the
+    next (inf for k = 1) and its eigenvector. Rows marked bad, or not finite (a Hessian near
+    overflow), get a zero matrix: LAPACK would fail for the whole batch."""
+    bad |= ~np.isfinite(T).all((1, 2))
+    size = np.abs(T).max((1, 2))
+    size = np.where(bad | (size == 0), 1.0, size)
+    evals, evecs = np.linalg.eigh(np.where(bad[:, None, None], 0.0, T / size[:, None, None]))
+    gap = (evals[:, -1] - evals[:, -2]) * size if T.shape[1] > 1 else np.full(len(T), np.inf)
+    return evals[:, -1] * size, gap, evecs[:, :, -1]
 
 
 def run_metrics(iters: np.ndarray, sharpness: np.ndarray, threshold: np.ndarray) -> dict[str, np.ndarray]:
