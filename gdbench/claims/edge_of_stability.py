@@ -31,9 +31,15 @@ def _after_eos(runs: pd.DataFrame, traj: pd.DataFrame) -> dict:
     return out
 
 
-def _squared_runs(runs: pd.DataFrame) -> pd.DataFrame:
+def _squared_at_edge(runs: pd.DataFrame, traj: pd.DataFrame):
+    """(the squared-loss runs with sharpness estimates, `_after_eos` of them), or the Verdict that
+    the sweep has none."""
     df = ok_runs(runs)
-    return df[(df["loss"] == "squared") & df["max_sharpness"].notna()] if "max_sharpness" in df else df.iloc[:0]
+    df = df[(df["loss"] == "squared") & df["max_sharpness"].notna()] if "max_sharpness" in df else df.iloc[:0]
+    if not len(df):
+        return Verdict(INCONCLUSIVE, "no squared-loss runs with sharpness estimates",
+                       "run the study with loss=squared and sharpness.every > 0")
+    return df, _after_eos(df, traj)
 
 
 @dataclass(frozen=True)
@@ -72,11 +78,10 @@ class EdgeOfStability(Criterion):
                 f"its first quarter")
 
     def measure(self, runs, traj):
-        df = _squared_runs(runs)
-        if not len(df):
-            return Verdict(INCONCLUSIVE, "no squared-loss runs with sharpness estimates",
-                           "run the study with loss=squared and sharpness.every > 0")
-        after = _after_eos(df, traj)
+        got = _squared_at_edge(runs, traj)
+        if isinstance(got, Verdict):
+            return got
+        df, after = got
         groups = []
         for act, g in df.groupby("activation"):
             rows = []
@@ -142,11 +147,10 @@ class PlateauScalesAsInverseStep(Criterion):
                 f"≥ {fmt(self.min_span)}× that reached 2/η with ≥ {self.min_estimates} estimates left")
 
     def measure(self, runs, traj):
-        df = _squared_runs(runs)
-        if not len(df):
-            return Verdict(INCONCLUSIVE, "no squared-loss runs with sharpness estimates",
-                           "run the study with loss=squared and sharpness.every > 0")
-        after = _after_eos(df, traj)
+        got = _squared_at_edge(runs, traj)
+        if isinstance(got, Verdict):
+            return got
+        df, after = got
         groups = []
         for act, g in df.groupby("activation"):
             plateau = {}
