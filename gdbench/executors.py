@@ -79,7 +79,7 @@ class LocalExecutor:
         return False
 
     def map(self, plan: cells.Plan):
-        if self.workers == 1 or len(plan.tasks) == 1:
+        if self.workers == 1 or len(plan.tasks) <= 1:  # (none: a finished sweep run again)
             for task in plan.tasks:
                 yield task, worker.run_task(task, plan.datasets, device=self.device, compile=self.compile)
             return

@@ -67,6 +67,10 @@ def test_cli_multirun_is_one_sweep_equal_to_the_python_api(tmp_path):
     pd.testing.assert_frame_equal(
         again.sort_values("run_id")[["run_id", "final_loss", "t_sep"]].reset_index(drop=True),
         runs.sort_values("run_id")[["run_id", "final_loss", "t_sep"]].reset_index(drop=True))
+    # the same command once more, with every run finished: nothing to run on either executor, exit 0
+    for executor in ("local", "ray"):
+        done = gdbench(*TINY, "hydra.sweep.dir=sw", f"executor={executor}", cwd=tmp_path)
+        assert "(8 already finished, 0 to run)" in done.stdout, done.stdout
 
 
 def test_bad_override_fails_before_ray_starts(tmp_path):
