@@ -23,7 +23,6 @@ its cell. Each estimate starts from the previous estimate's Ritz vector of the s
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
