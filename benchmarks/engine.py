@@ -12,10 +12,12 @@ best of six matmul timings taken right before and after its engine runs. `scale`
 the naive loop (it times a fraction of the runs).
 
 part=sharpness (also part of `all`): the cost of the sharpness estimates, each two-layer cell run
-with sharpness.every = 0 (the baseline), 100 and 10 in one interleaved run (the better of two
-timings each), with the extra time over the baseline and the Hessian-vector products per
-estimate; and one Hessian-vector product of the closed form (the engine's) against torch.func's
-jvp of grad, vmapped over the replicas, on the same cell and point.
+with sharpness.every = 0 (the baseline), 100 and 10 back to back, in five rounds: the extra wall
+time over the same round's baseline, the time inside the estimates against the rest of the same
+run (the engine's `sharpness_s`, which no drift between runs can skew), both as medians over the
+rounds, and the Hessian-vector products per estimate; then one Hessian-vector product of the
+closed form (the engine's) against torch.func's jvp of grad, vmapped over the replicas, on the
+same cell (best of five alternating batches each).
 Sets the glibc allocator variables of docs/design.md §8 by re-executing itself (as the Ray workers do).
 """
 import math
@@ -112,22 +114,32 @@ def case(name, ds, model, R, T, compile=False):
                 max_rel_diff=worst, compile_s=compile_s if compile else None)
 
 
-def sharpness_cost(name, ds, model, R, T, loss):
-    """Seconds of the same cell with sharpness.every = 0, 100, 10 (interleaved, better of two), and
-    the Hessian-vector products per estimate."""
+def sharpness_cost(name, ds, model, R, T, loss, repeats=5):
+    """The cost of the estimates, two ways, over `repeats` rounds that each run the same cell with
+    sharpness.every = 0, 100 and 10 back to back: the extra wall time over the round's baseline
+    (median over the rounds: a round's three runs see the same machine speed, which on this VM
+    drifts by tens of percent over minutes), and the time inside the estimates against the rest of
+    the same run (the engine's `sharpness_s`; median over the rounds), which no drift between runs
+    can skew. Also the Hessian-vector products per estimate."""
     lrs = np.repeat(np.logspace(-2, 1, max(R // 4, 1)), 4)[:R]
     seeds = np.tile(np.arange(4), R // 4 + 1)[:R]
     kw = dict(model=model, loss=loss, algorithm=algorithms.GD(), lrs=lrs, seeds=seeds, device=DEVICE)
     engine.run_cell(ds.x, ds.y, iterations=5, sharpness=SharpnessSettings(every=2), **kw)  # warm-up
-    best, products = {0: math.inf, 100: math.inf, 10: math.inf}, {}
-    for _ in range(2):
-        for every in best:
+    walls, extra, share, products = {0: [], 100: [], 10: []}, {100: [], 10: []}, {100: [], 10: []}, {}
+    for _ in range(repeats):
+        for every in walls:
             t = time.perf_counter()
             res = engine.run_cell(ds.x, ds.y, iterations=T, sharpness=SharpnessSettings(every=every), **kw)
             sync(DEVICE)
-            best[every] = min(best[every], time.perf_counter() - t)
-            products[every] = res.hessian_products / max(len(SharpnessSettings(every=every).iterations(T)), 1)
-    return dict(case=f"{name} {loss.name}", R=R, T=T, base=best[0], every100=best[100], every10=best[10],
+            walls[every].append(time.perf_counter() - t)
+            if every:
+                extra[every].append(walls[every][-1] / walls[0][-1] - 1)
+                share[every].append(res.sharpness_s / (walls[every][-1] - res.sharpness_s))
+                products[every] = res.hessian_products / len(SharpnessSettings(every=every).iterations(T))
+    median = {every: float(np.median(w)) for every, w in walls.items()}
+    return dict(case=f"{name} {loss.name}", R=R, T=T, base=median[0], every100=median[100], every10=median[10],
+                extra100=float(np.median(extra[100])), extra10=float(np.median(extra[10])),
+                share100=float(np.median(share[100])), share10=float(np.median(share[10])),
                 per_estimate100=products[100], per_estimate10=products[10])
 
 
@@ -153,20 +165,26 @@ def hvp_routes(name, ds, model, R, loss, repeat=20):
     batched = torch.func.vmap(hvp_of_one)
     plain = {k: v.contiguous() for k, v in trained.items()}  # functorch wants ordinary strides
 
-    def functorch(Vflat):
-        from gdbench.sharpness import _flat, _unflat
-        return _flat(batched(plain, fixed, _unflat(Vflat, plain, keys)), keys)
+    def functorch(Vflat):  # flat = the trained tensors in sorted-name order (the models' hvp_operator)
+        out, at = {}, 0
+        for k in keys:
+            size = plain[k][0].numel()
+            out[k] = Vflat[:, at:at + size].reshape(plain[k].shape)
+            at += size
+        products = batched(plain, fixed, out)
+        return torch.cat([products[k].reshape(R, -1) for k in keys], dim=1)
 
     agree = float((closed(V) - functorch(V)).abs().max() / closed(V).abs().max())
-    times = {}
-    for label, fn in (("closed", closed), ("torch.func", functorch)):
-        fn(V)
-        sync(DEVICE)
-        t = time.perf_counter()
-        for _ in range(repeat):
+    times = {"closed": math.inf, "torch.func": math.inf}
+    for _ in range(5):  # alternating batches of `repeat` calls, the best batch of each
+        for label, fn in (("closed", closed), ("torch.func", functorch)):
             fn(V)
-        sync(DEVICE)
-        times[label] = (time.perf_counter() - t) / repeat
+            sync(DEVICE)
+            t = time.perf_counter()
+            for _ in range(repeat):
+                fn(V)
+            sync(DEVICE)
+            times[label] = min(times[label], (time.perf_counter() - t) / repeat)
     return dict(case=f"{name} {loss.name}", R=R, closed=times["closed"], func=times["torch.func"], agree=agree)
 
 
@@ -176,14 +194,17 @@ def sharpness_main(small, medium, relu32, tanh100):
              ("(a) two-layer tanh m=32", small, tanh32, 64, 2000, losses.Squared()),
              ("(b) two-layer tanh m=100", medium, tanh100, 32, 300, losses.Squared())]
     rows = [sharpness_cost(*c) for c in cases]
-    print(f"\nsharpness cost: the same cell with sharpness.every = 0 (baseline), 100, 10; "
-          f"extra = time / baseline − 1 (targets: ≤ 15% at 100, ≤ 100% at 10)")
-    print(f"{'case':44} {'R':>4} {'T':>5} {'baseline s':>10} {'every=100 s':>11} {'extra':>7} "
-          f"{'every=10 s':>10} {'extra':>7} {'HVPs/estimate (100, 10)':>24}")
+    print(f"\nsharpness cost: the same cell with sharpness.every = 0 (baseline), 100, 10, in 5 rounds of the "
+          f"three (targets: ≤ 15% extra at 100, ≤ 100% at 10). Times are medians over the rounds; extra = the "
+          f"median of each round's time / its baseline − 1; in-run = time in the estimates / the rest of the "
+          f"same run (median)")
+    print(f"{'case':44} {'R':>4} {'T':>5} {'baseline s':>10} {'every=100 s':>11} {'extra':>7} {'in-run':>7} "
+          f"{'every=10 s':>10} {'extra':>7} {'in-run':>7} {'HVPs/estimate (100, 10)':>24}")
     for r in rows:
         print(f"{r['case']:44} {r['R']:4d} {r['T']:5d} {r['base']:10.2f} {r['every100']:11.2f} "
-              f"{100 * (r['every100'] / r['base'] - 1):6.1f}% {r['every10']:10.2f} "
-              f"{100 * (r['every10'] / r['base'] - 1):6.1f}% {r['per_estimate100']:11.1f} {r['per_estimate10']:11.1f}")
+              f"{100 * r['extra100']:6.1f}% {100 * r['share100']:6.1f}% {r['every10']:10.2f} "
+              f"{100 * r['extra10']:6.1f}% {100 * r['share10']:6.1f}% "
+              f"{r['per_estimate100']:11.1f} {r['per_estimate10']:11.1f}")
     print("\nHessian-vector product, one batched call: closed form (the engine's) against torch.func "
           "(vmap over replicas of jvp(grad))")
     print(f"{'case':44} {'R':>4} {'closed ms':>10} {'torch.func ms':>14} {'ratio':>6} {'max rel diff':>13}")

@@ -69,6 +69,7 @@ class CellResult:
     wall_time_s: float
     final_params: dict[str, np.ndarray] = field(default_factory=dict)
     hessian_products: int = 0  # batched Hessian-vector products of the sharpness estimates
+    sharpness_s: float = 0.0  # wall time spent in the sharpness estimates (part of wall_time_s)
 
     def run_rows(self) -> list[dict]:
         """One dict per replica: lr, seed and every per-run metric (None where NaN)."""
@@ -399,4 +400,5 @@ def run_cell(x, y, *, model, loss, algorithm, lrs: Sequence[float], seeds: Seque
     return CellResult(lr=lrs_np, seed=seeds_np, metrics=out, trajectory_iter=np.array(rec_iters),
                       trajectory=traj, iterations_run=t, wall_time_s=time.perf_counter() - start,
                       final_params={k: v.cpu().numpy() for k, v in trained.items()} if keep_params else {},
-                      hessian_products=sharp.hvps if sharp is not None else 0)
+                      hessian_products=sharp.hvps if sharp is not None else 0,
+                      sharpness_s=sharp.seconds if sharp is not None else 0.0)

@@ -9,10 +9,14 @@ Every model exposes the same interface, so the algorithms never look inside:
     vjp(trained, fixed, x, c, cache) -> dict               Σ_i c[r, i] ∇_W g(x_i; W_r), per trained
                                                             tensor (closed form; autograd is the
                                                             test oracle)
-    hessian_point(trained, fixed, x) -> (g, point)        g and what the products below reuse at W
-    hvp(trained, fixed, x, point, V, c, w) -> dict         Σ_i w[r, i] (∇g_i·V) ∇g_i + Σ_i c[r, i] ∇²g_i V:
-                                                            with c = ℓ'(z)y/n and w = ℓ''(z)y²/n it is
-                                                            the Hessian of F times V (gdbench/sharpness.py)
+    hessian_point(trained, fixed, x) -> (g, point)        g and the forward quantities at W that the
+                                                            products below reuse
+    hvp_operator(trained, fixed, x, point, c, w)           V ↦ Σ_i w[r, i] (∇g_i·V) ∇g_i + Σ_i c[r, i] ∇²g_i V
+                                                            on flat vectors (R, P): with c = ℓ'(z)y/n
+                                                            and w = ℓ''(z)y²/n, the Hessian of F times V
+                                                            (gdbench/sharpness.py). Flat = the trained
+                                                            tensors in sorted-name order, each
+                                                            flattened in its (R, …) shape
     homogeneity                                            degree p with g(x; cW) = c^p g(x; W) in
                                                             the trained parameters, or None
     matmul_flops(R, n, d)                                  2·multiply-adds of one forward + vjp
@@ -25,7 +29,7 @@ Adding a model: one class here + `conf/model/<name>.yaml`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from gdbench._lazy import lazy_import
@@ -76,9 +80,9 @@ class Linear:
     def hessian_point(self, trained: Params, fixed: Params, x: torch.Tensor):
         return trained["v"] @ x.T, None
 
-    def hvp(self, trained: Params, fixed: Params, x, point, V: Params, c, w) -> Params:
+    def hvp_operator(self, trained: Params, fixed: Params, x, point, c, w) -> LinearHessian:
         # g is linear in v: no second-order term, H·V = (1/n) Xᵀ diag(ℓ''(z)) X V
-        return {"v": (w * (V["v"] @ x.T)) @ x}
+        return LinearHessian(x=x, w=w.T)
 
     def matmul_flops(self, R: int, n: int, d: int) -> float:
         return 2.0 * R * n * d * 2
@@ -113,20 +117,20 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable | None, int | None]] = {
     "tanh": (lambda h, a: torch.tanh(h), lambda h, f, c, a: torch.ops.aten.tanh_backward(c, f), None),
     "gelu": (lambda h, a: _gelu(h), lambda h, f, c, a: _gelu_prime(h).mul_(c), None),
 }
-# (φ', φ'') as plain functions of h, for the Hessian-vector products. At a kink they follow the
-# gradient's convention above (relu'(0) = 0, leaky_relu'(0) = α) and take φ'' = 0 there, which is
-# also what autograd's double backward gives: the Hessian of the smooth piece the point sits on.
-# The flag says φ'' ≡ 0, so the products skip that term.
+# (φ', φ'') as plain functions of h and f = φ(h), for the Hessian-vector products (f gives them
+# in one cheap pass where it can: tanh' = 1 − f², and relu works in place, so h is gone). At a kink
+# they follow the gradient's convention above (relu'(0) = 0, leaky_relu'(0) = α) and take φ'' = 0
+# there, which is also what autograd's double backward gives: the Hessian of the smooth piece the
+# point sits on. The flag says φ'' ≡ 0, so the products skip that term (its entry is never called).
 DERIVATIVES: dict[str, tuple[Callable, Callable, bool]] = {
-    "identity": (lambda h, a: torch.ones_like(h), lambda h, a: torch.zeros_like(h), True),
-    "relu": (lambda h, a: (h > 0).to(h.dtype), lambda h, a: torch.zeros_like(h), True),
-    "leaky_relu": (lambda h, a: torch.where(h > 0, 1.0, a).to(h.dtype), lambda h, a: torch.zeros_like(h), True),
-    "quadratic": (lambda h, a: 2.0 * h, lambda h, a: torch.full_like(h, 2.0), False),
-    "tanh": (lambda h, a: 1.0 - torch.tanh(h) ** 2,
-             lambda h, a: -2.0 * torch.tanh(h) * (1.0 - torch.tanh(h) ** 2), False),
+    "identity": (lambda h, f, a: torch.ones_like(f), None, True),
+    "relu": (lambda h, f, a: (f > 0).to(f.dtype), None, True),
+    "leaky_relu": (lambda h, f, a: torch.where(h > 0, 1.0, a).to(h.dtype), None, True),
+    "quadratic": (lambda h, f, a: 2.0 * h, lambda h, f, a: torch.full_like(h, 2.0), False),
+    "tanh": (lambda h, f, a: 1.0 - f * f, lambda h, f, a: -2.0 * f * (1.0 - f * f), False),
     # GELU φ = hΦ(h): φ' = Φ + hφ_N, φ'' = φ_N·(2 − h²) (φ_N the standard normal density)
-    "gelu": (lambda h, a: _gelu_prime(h),
-             lambda h, a: torch.exp(-0.5 * h * h) / math.sqrt(2.0 * math.pi) * (2.0 - h * h), False),
+    "gelu": (lambda h, f, a: _gelu_prime(h),
+             lambda h, f, a: torch.exp(-0.5 * h * h) / math.sqrt(2.0 * math.pi) * (2.0 - h * h), False),
 }
 SCALES = {"1": lambda m: 1.0, "1/m": lambda m: 1.0 / m, "1/sqrt_m": lambda m: 1.0 / math.sqrt(m)}
 TRAINED = ("inner", "outer", "both")
@@ -249,54 +253,36 @@ class TwoLayer:
         return out
 
     def hessian_point(self, trained: Params, fixed: Params, x: torch.Tensor):
-        """g, and the hidden pre-activations H with φ(H), φ'(H), φ''(H), all (n, R, m): computed once
-        per sharpness estimate and shared by its Hessian-vector products."""
+        """g, and the hidden units' φ(H), φ'(H) and φ''(H) (None where φ'' ≡ 0), all (n, R, m):
+        computed once per sharpness estimate and shared by its Hessian-vector products."""
         W = trained.get("W", fixed.get("W"))
         a = trained.get("a", fixed.get("a"))
         R, m, d = W.shape
         HT = (x @ _d_major(W).view(d, R * m)).view(-1, R, m)
-        AT = ACTIVATIONS[self.activation][0](HT.clone(), self.alpha)  # relu works in place: keep H
-        dphi, ddphi, _ = DERIVATIVES[self.activation]
+        dphi, ddphi, flat = DERIVATIVES[self.activation]
+        AT = ACTIVATIONS[self.activation][0](HT, self.alpha)  # relu overwrites HT: its φ' reads φ only
         g = (AT * a).sum(-1).T * self.s
-        return g, (HT, AT, dphi(HT, self.alpha), ddphi(HT, self.alpha))
+        return g, (AT, dphi(HT, AT, self.alpha), None if flat else ddphi(HT, AT, self.alpha))
 
-    def hvp(self, trained: Params, fixed: Params, x, point, V: Params, c, w) -> Params:
-        """Σ_i w_i (∇g_i·V) ∇g_i + Σ_i c_i ∇²g_i V for the direction V = (V_W, V_a) (absent = not
-        trained). With h_ji = w_jᵀx_i and the tangent δh_ji = V_W,jᵀx_i:
+    def hvp_operator(self, trained: Params, fixed: Params, x, point, c, w) -> TwoLayerHessian:
+        """V ↦ Σ_i w_i (∇g_i·V) ∇g_i + Σ_i c_i ∇²g_i V at `point`, on flat directions V = (V_W, V_a)
+        (the trained ones). With h_ji = w_jᵀx_i and the tangent δh_ji = V_W,jᵀx_i:
             ∇g_i·V          = s Σ_j (V_a,j φ(h_ji) + a_j φ'(h_ji) δh_ji)
             (∇²g_i V)_{w_j} = s (a_j φ''(h_ji) δh_ji + V_a,j φ'(h_ji)) x_i
             (∇²g_i V)_{a_j} = s φ'(h_ji) δh_ji
-        so both parts share one GEMM Xᵀ·P per trained W, as the gradient does."""
-        HT, AT, D1, D2 = point
+        The (n, R, m) factors that do not depend on V are formed here, once per point."""
+        AT, D1, D2 = point
         W = trained.get("W", fixed.get("W"))
         a = trained.get("a", fixed.get("a"))
         R, m, d = W.shape
-        n = x.shape[0]
-        s = self.s
-        dHT = (x @ _d_major(V["W"]).view(d, R * m)).view(n, R, m) if "W" in V else None
-        dg = torch.zeros(n, R, dtype=x.dtype, device=x.device)
-        if "a" in V:
-            dg = dg + (AT * V["a"]).sum(-1)
-        if dHT is not None:
-            dg = dg + (D1 * dHT * a).sum(-1)
-        u = (w.T * (dg * s)).unsqueeze(-1)  # (n, R, 1): w_i (∇g_i·V)
-        cT = c.T.unsqueeze(-1)
-        out = {}
-        if "W" in trained:
-            coef = u * a
-            if "a" in V:
-                coef = coef + cT * V["a"]
-            PT = D1 * coef
-            if not DERIVATIVES[self.activation][2]:
-                PT = PT + D2 * dHT * (cT * a)
-            GT = (x.T.contiguous() @ PT.reshape(n, R * m)).view(d, R, m)
-            out["W"] = (GT * s).permute(1, 2, 0)
-        if "a" in trained:
-            Pa = u * AT
-            if dHT is not None:
-                Pa = Pa + cT * D1 * dHT
-            out["a"] = Pa.sum(0) * s
-        return out
+        s, cT = self.s, c.T.unsqueeze(-1)  # (n, R, 1)
+        inner, outer = "W" in trained, "a" in trained
+        return TwoLayerHessian(
+            x=x, m=m, inner=inner, outer=outer, w=w.T,
+            Da=D1 * (a * s) if inner else None,  # ∂g_i/∂h_ji
+            Dc=D2 * (cT * (a * s)) if inner and D2 is not None else None,  # c_i ∂²g_i/∂h_ji²
+            As=AT * s if outer else None,  # ∂g_i/∂a_j
+            D1c=D1 * (cT * s) if inner and outer else None)  # c_i ∂²g_i/∂a_j∂h_ji
 
     def matmul_flops(self, R: int, n: int, d: int) -> float:
         m = self.width
@@ -306,6 +292,65 @@ class TwoLayer:
         if self.train in ("outer", "both"):
             flops += 2.0 * R * m * n
         return flops
+
+
+@dataclass(frozen=True)
+class LinearHessian:
+    """V (R, d) ↦ ((w ⊙ V Xᵀ) X) per replica: Linear.hvp_operator's product. Every tensor but x
+    has the replica axis second, so `rows` selects replicas."""
+
+    x: torch.Tensor
+    w: torch.Tensor  # (n, R)
+
+    def __call__(self, V: torch.Tensor) -> torch.Tensor:
+        return (self.w.T * (V @ self.x.T)) @ self.x
+
+    def rows(self, idx) -> LinearHessian:
+        return replace(self, w=self.w[:, idx])
+
+
+@dataclass(frozen=True)
+class TwoLayerHessian:
+    """TwoLayer.hvp_operator's product on flat directions (R, P): V_W in W's (R, m, d) order,
+    then V_a. One product is two GEMMs on V's own layout (δH = X V_Wᵀ, then Pᵀ X; no copies) and
+    two elementwise passes over the (n, R, m) hidden units, two more with φ'' or a trained `a`.
+    Every tensor but x has the replica axis second, so `rows` selects replicas by slicing."""
+
+    x: torch.Tensor
+    m: int
+    inner: bool  # W trained
+    outer: bool  # a trained
+    w: torch.Tensor  # (n, R): ℓ''(z_i) y_i² / n
+    Da: torch.Tensor | None
+    Dc: torch.Tensor | None
+    As: torch.Tensor | None
+    D1c: torch.Tensor | None
+
+    def __call__(self, V: torch.Tensor) -> torch.Tensor:
+        (n, d), R, m = self.x.shape, V.shape[0], self.m
+        size_W = m * d if self.inner else 0
+        Va = V[:, size_W:] if self.outer else None  # (R, m)
+        dHT = (self.x @ V[:, :size_W].reshape(R * m, d).T).view(n, R, m) if self.inner else None
+        dg = (self.Da * dHT).sum(-1) if self.inner else (self.As * Va).sum(-1)  # ∇g_i·V, (n, R)
+        if self.inner and self.outer:
+            dg += (self.As * Va).sum(-1)
+        u = (self.w * dg).unsqueeze(-1)  # (n, R, 1): w_i (∇g_i·V)
+        out = []
+        if self.inner:
+            PT = self.Da * u
+            if self.Dc is not None:
+                PT.addcmul_(self.Dc, dHT)
+            if self.outer:
+                PT.addcmul_(self.D1c, Va)
+            out.append((PT.view(n, R * m).T @ self.x).view(R, size_W))  # Σ_i P_ji x_i in (R, m, d) order
+        if self.outer:
+            Pa = (self.As * u).sum(0)
+            out.append(Pa.add_((self.D1c * dHT).sum(0)) if self.inner else Pa)
+        return out[0] if len(out) == 1 else torch.cat(out, 1)
+
+    def rows(self, idx) -> TwoLayerHessian:
+        return replace(self, **{k: getattr(self, k)[:, idx] for k in ("w", "Da", "Dc", "As", "D1c")
+                                if getattr(self, k) is not None})
 
 
 def _d_major(W: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ its cell. Each estimate starts from the previous estimate's Ritz vector of the s
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,20 +61,6 @@ class SharpnessSettings:
         return set(range(0, T + 1, self.every)) | {T} if self.enabled else set()
 
 
-def _flat(params: dict, keys) -> torch.Tensor:
-    """(R, P): each replica's trained tensors as one vector."""
-    return torch.cat([params[k].reshape(params[k].shape[0], -1) for k in keys], dim=1)
-
-
-def _unflat(vec: torch.Tensor, like: dict, keys) -> dict:
-    out, at = {}, 0
-    for k in keys:
-        size = like[k][0].numel()
-        out[k] = vec[:, at:at + size].reshape(like[k].shape)
-        at += size
-    return out
-
-
 class SharpnessEstimator:
     """λ_max of the loss Hessian per replica, warm-started from one call to the next."""
 
@@ -86,36 +73,38 @@ class SharpnessEstimator:
                                          dtype=torch.float64) for s in seeds])
         self.warm = start.to(dtype=ref.dtype, device=ref.device)
         self.hvps = 0  # Hessian-vector products so far, summed over the estimates (for the benchmark)
+        self.seconds = 0.0  # wall time in the estimates so far (every Lanczos step synchronizes with the host)
         self.cold = True  # no estimate yet: the start vector is random
 
     def hessian_operator(self, trained: dict, fixed: dict, X: torch.Tensor, Y: torch.Tensor):
-        """rows ↦ the operator V (r, P) ↦ ∇²F(W) V of those replicas (None = all of them), with
-        everything that does not depend on V computed once per operator."""
+        """rows ↦ the operator V (r, P) ↦ ∇²F(W) V of those replicas (None = all of them): the
+        model's product at W, formed once, restricted to the rows by slicing."""
         R = trained[self.keys[0]].shape[0]
+        g, point = self.model.hessian_point(trained, fixed, X)
+        z = Y * g
+        n = X.shape[0]
+        c = self.loss.derivative(z) * Y / n
+        w = self.loss.second_derivative(z) * (Y * Y) / n
+        full = self.model.hvp_operator(trained, fixed, X, point, c, w)
 
         def on(rows):
-            tr, fx = trained, fixed
-            if rows is not None:
-                tr, fx = {k: v[rows] for k, v in trained.items()}, {k: v[rows] for k, v in fixed.items()}
-            g, point = self.model.hessian_point(tr, fx, X)
-            z = Y * g
-            n = X.shape[0]
-            c = self.loss.derivative(z) * Y / n
-            w = self.loss.second_derivative(z) * (Y * Y) / n
+            product = full if rows is None else full.rows(rows)
 
             def apply(V: torch.Tensor) -> torch.Tensor:
                 self.hvps += V.shape[0] / R  # in products of the whole cell
-                return _flat(self.model.hvp(tr, fx, X, point, _unflat(V, tr, self.keys), c, w), self.keys)
+                return product(V)
             return apply
         return on
 
     def estimate(self, trained: dict, fixed: dict, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """(R,) the top Hessian eigenvalue of every replica at `trained` (NaN where the Hessian is
         not finite)."""
+        start = time.perf_counter()
         theta, vec = lanczos_top(self.hessian_operator(trained, fixed, X, Y), self.warm, self.settings.iters,
                                  self.settings.tol, min_steps=MIN_STEPS_COLD if self.cold else MIN_STEPS)
         self.cold = False
         self.warm = torch.where(torch.isfinite(vec).all(1, keepdim=True), vec, self.warm)
+        self.seconds += time.perf_counter() - start
         return theta
 
 
@@ -124,75 +113,118 @@ def lanczos_top(operator, start: torch.Tensor, iters: int, tol: float,
     """Largest eigenvalue and its unit Ritz vector, per row, of a symmetric operator, by Lanczos
     from `start` (R, P). operator(rows) returns the operator (r, P) → (r, P) of those rows (None:
     all), row i acting on row i alone. Once half the rows still in the batch have stopped, the
-    rest go on in a smaller batch (a fresh operator on them): one slow replica does not make the
-    whole cell pay for its extra steps. The vectors stay on the device; the small tridiagonal
-    problems and the stopping rule run in numpy on the host, where their dozens of tiny
-    operations per step cost microseconds instead of a kernel launch each."""
-    R, P = start.shape
-    steps = min(iters, P)
-    eps = float(torch.finfo(start.dtype).eps)
-    rows = np.arange(R)  # the rows of the full batch still in the batch
-    apply = operator(None)
-    basis = start.new_empty(R, steps, P)  # row r's Lanczos vectors q_0 … q_j: basis[r, :j+1]
-    basis[:, 0] = start / start.norm(dim=1, keepdim=True)
-    T = np.zeros((R, steps, steps))  # the tridiagonal matrices, float64 on the host
-    done = np.zeros(R, dtype=bool)  # of the rows in the batch
-    bad = np.zeros(R, dtype=bool)  # a non-finite product: the Hessian overflowed
-    theta = np.full(R, np.nan)
-    ritz = start.clone()
-    for j in range(steps):
-        q = basis[:, j]
-        v = apply(q)
-        finite = torch.isfinite(v).all(1)
-        if not bool(finite.all()):
-            bad |= ~finite.cpu().numpy()
-            v = torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
-        alpha = (q * v).sum(1)
-        known = basis[:, :j + 1]  # (r, j+1, P)
-        for _ in range(2):  # full reorthogonalization, twice ("twice is enough")
-            v = v - torch.bmm(known.transpose(1, 2), torch.bmm(known, v.unsqueeze(2))).squeeze(2)
-        beta = v.norm(dim=1)
-        host = torch.stack([alpha, beta]).double().cpu().numpy()
-        T[:, j, j] = host[0]
-        b = host[1]
-        if j + 1 < steps:
-            T[:, j, j + 1] = T[:, j + 1, j] = b
-        stop = ~done & (bad | (j == steps - 1) | (b == 0))
-        if j + 1 >= min_steps or stop.any():
-            top, gap, s = _top_ritz(T[:, :j + 1, :j + 1], bad)
-            residual = b * np.abs(s[:, -1])  # ‖H y − θ y‖ of the top Ritz pair
-            error = np.minimum(residual, residual ** 2 / np.maximum(gap, np.finfo(float).tiny))
-            if j + 1 >= min_steps:
-                # converged by the error estimate of the module docstring, or an invariant Krylov
-                # space (θ exact; before the minimum steps only an exact zero counts: in float32
-                # a stale warm start's β can be this small without being zero)
-                stop |= ~done & ((error <= tol * np.abs(top)) | (b <= 1e3 * eps * np.abs(top)))
-            if stop.any():
-                theta[rows[stop]] = np.where(bad[stop], np.nan, top[stop])
-                pick = torch.from_numpy(np.flatnonzero(stop)).to(start.device)
-                weights = torch.from_numpy(s[stop]).to(dtype=start.dtype, device=start.device)
-                ritz[torch.from_numpy(rows[stop]).to(start.device)] = torch.bmm(
-                    weights.unsqueeze(1), known[pick]).squeeze(1)
-            done |= stop
-        if done.all():
+    rest go on in a smaller batch (the operator restricted to them): one slow replica does not
+    make the whole cell pay for its extra steps. The vectors stay on the device; the small
+    tridiagonal problems and the stopping rule run in numpy on the host, where their dozens of
+    tiny operations per step cost microseconds instead of a kernel launch each."""
+    run = _Lanczos(operator, start, min(iters, start.shape[1]))
+    for j in range(run.steps):
+        b = run.step(j)
+        run.check(j, b, tol, min_steps)
+        if run.done.all():
             break
-        # an exhausted row goes on with a zero vector (its tridiagonal stays finite, its value is frozen)
-        basis[:, j + 1] = torch.where((beta > 0).unsqueeze(1), v / beta.clamp(min=torch.finfo(v.dtype).tiny)
-                                      .unsqueeze(1), torch.zeros_like(v))
-        if 2 * int((~done).sum()) <= len(rows):
-            keep = np.flatnonzero(~done)
-            rows, done, bad, T = rows[keep], done[keep], bad[keep], T[keep]
-            basis = basis[torch.from_numpy(keep).to(start.device)]
-            apply = operator(torch.from_numpy(rows).to(start.device))
-    out = torch.from_numpy(theta).to(dtype=start.dtype, device=start.device)
-    return out, ritz / ritz.norm(dim=1, keepdim=True).clamp(min=torch.finfo(start.dtype).tiny)
+        run.advance(j, b)
+    run.retire(np.ones(len(run.rows), dtype=bool))
+    out = torch.from_numpy(run.theta).to(dtype=start.dtype, device=start.device)
+    return out, run.ritz / run.ritz.norm(dim=1, keepdim=True).clamp(min=torch.finfo(start.dtype).tiny)
+
+
+class _Lanczos:
+    """The state of lanczos_top's batch: for each row still in it (`rows`, indices into the full
+    batch) its Lanczos vectors, tridiagonal matrix and stopping state; for the rows that have
+    stopped, their value (`theta`) and the Ritz weights their vector is formed from when they
+    leave the batch (`ritz`)."""
+
+    def __init__(self, operator, start: torch.Tensor, steps: int):
+        R, P = start.shape
+        self.operator, self.steps, self.device = operator, steps, start.device
+        self.eps = float(torch.finfo(start.dtype).eps)
+        self.rows = np.arange(R)
+        self.apply = operator(None)
+        self.basis = start.new_empty(R, steps, P)  # row r's Lanczos vectors q_0 … q_j: basis[r, :j+1]
+        self.basis[:, 0] = start / start.norm(dim=1, keepdim=True)
+        self.used = 1  # basis[:, :used] is written (the rest is uninitialized memory)
+        self.T = np.zeros((R, steps, steps))  # the tridiagonal matrices, float64 on the host
+        self.weights = np.zeros((R, steps))  # a stopped row's top eigenvector of T
+        self.done = np.zeros(R, dtype=bool)
+        self.bad = np.zeros(R, dtype=bool)  # a non-finite product: the Hessian overflowed
+        self.beta = None  # β_{j-1} on the device
+        self.v = None
+        self.theta = np.full(R, np.nan)
+        self.ritz = start.clone()
+
+    def step(self, j: int) -> np.ndarray:
+        """Lanczos step j: v = H q_j − α q_j − β q_{j−1}, reorthogonalized against every q_0 … q_j
+        once (the three-term recurrence is the first orthogonalization, so one more pass suffices:
+        "twice is enough"). Writes α_j into T; returns β_j = ‖v‖ (host)."""
+        q = self.basis[:, j]
+        v = self.apply(q)
+        alpha = torch.bmm(q.unsqueeze(1), v.unsqueeze(2)).view(-1)
+        v.addcmul_(q, alpha.unsqueeze(1), value=-1.0)
+        if j:
+            v.addcmul_(self.basis[:, j - 1], self.beta.unsqueeze(1), value=-1.0)
+        known = self.basis[:, :j + 1]  # (r, j+1, P)
+        coefficients = torch.bmm(known, v.unsqueeze(2)).transpose(1, 2)  # (r, 1, j+1)
+        self.v = v.sub_(torch.bmm(coefficients, known).squeeze(1))  # the row form: known as laid out
+        self.beta = torch.linalg.vector_norm(v, dim=1)
+        self.T[:, j, j], b = torch.stack([alpha, self.beta]).double().cpu().numpy()  # one transfer
+        self.bad |= ~np.isfinite(b) | ~np.isfinite(self.T[:, j, j])  # overflow: NaN stays in its row
+        if j + 1 < self.steps:
+            self.T[:, j, j + 1] = self.T[:, j + 1, j] = b
+        return b
+
+    def check(self, j: int, b: np.ndarray, tol: float, min_steps: int) -> None:
+        """Stop the rows that have converged (by the error estimate of the module docstring), whose
+        Krylov space is exhausted (θ exact; before the minimum steps only an exact zero counts: in
+        float32 a stale warm start's β can be this small without being zero), that went bad, or
+        that reached the last step."""
+        stop = ~self.done & (self.bad | (j == self.steps - 1) | (b == 0))
+        if j + 1 < min_steps and not stop.any():
+            return
+        live = np.flatnonzero(~self.done)  # only their tridiagonal problems are solved
+        top, gap, s = _top_ritz(self.T[live, :j + 1, :j + 1], self.bad[live])
+        if j + 1 >= min_steps:
+            residual = b[live] * np.abs(s[:, -1])  # ‖H y − θ y‖ of the top Ritz pair
+            error = np.minimum(residual, residual ** 2 / np.maximum(gap, np.finfo(float).tiny))
+            stop[live] |= (error <= tol * np.abs(top)) | (b[live] <= 1e3 * self.eps * np.abs(top))
+        now = stop[live]
+        self.theta[self.rows[live[now]]] = np.where(self.bad[live[now]], np.nan, top[now])
+        self.weights[live[now], :j + 1] = s[now]
+        self.done |= stop
+
+    def advance(self, j: int, b: np.ndarray) -> None:
+        """q_{j+1} = v/β (an exhausted row goes on with a zero vector: its tridiagonal stays finite,
+        its value is frozen); then, once half the rows have stopped, the batch keeps the others."""
+        inverse = np.where(np.isfinite(b) & (b > 0), 1.0 / np.where(b > 0, b, 1.0), 0.0)
+        scale = torch.from_numpy(inverse).to(dtype=self.v.dtype, device=self.device).unsqueeze(1)
+        torch.mul(self.v, scale, out=self.basis[:, j + 1])
+        self.used = j + 2
+        if 2 * int((~self.done).sum()) <= len(self.rows):
+            self.retire(self.done)
+            keep = np.flatnonzero(~self.done)
+            index = torch.from_numpy(keep).to(self.device)
+            basis = self.basis.new_empty(len(keep), self.steps, self.basis.shape[2])
+            basis[:, :self.used] = self.basis[index, :self.used]
+            self.basis, self.beta = basis, self.beta[index]
+            self.rows, self.T, self.weights = self.rows[keep], self.T[keep], self.weights[keep]
+            self.done, self.bad = self.done[keep], self.bad[keep]
+            self.apply = self.operator(torch.from_numpy(self.rows).to(self.device))
+
+    def retire(self, leaving: np.ndarray) -> None:
+        """Form the Ritz vectors of the stopped rows that leave the batch (one product for all)."""
+        if leaving.any():
+            pick = torch.from_numpy(np.flatnonzero(leaving)).to(self.device)
+            weights = torch.from_numpy(self.weights[leaving, :self.used]).to(dtype=self.basis.dtype,
+                                                                               device=self.device)
+            vectors = torch.bmm(weights.unsqueeze(1), self.basis[pick, :self.used]).squeeze(1)
+            self.ritz[torch.from_numpy(self.rows[leaving]).to(self.device)] = vectors
 
 
 def _top_ritz(T: np.ndarray, bad: np.ndarray):
     """The largest eigenvalue of each row's tridiagonal matrix T (r, k, k), its distance to the
-    next (inf for k = 1) and its eigenvector. Rows marked bad, or not finite (a Hessian near
-    overflow), get a zero matrix: LAPACK would fail for the whole batch."""
-    bad |= ~np.isfinite(T).all((1, 2))
+    next (inf for k = 1) and its eigenvector. Rows marked bad (a Hessian near overflow) get a
+    zero matrix: LAPACK would fail for the whole batch."""
+    bad = bad | ~np.isfinite(T).all((1, 2))
     size = np.abs(T).max((1, 2))
     size = np.where(bad | (size == 0), 1.0, size)
     evals, evecs = np.linalg.eigh(np.where(bad[:, None, None], 0.0, T / size[:, None, None]))

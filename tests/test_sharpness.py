@@ -106,6 +106,40 @@ def test_sharpness_of_a_run_does_not_depend_on_its_cell_mates():
         np.testing.assert_allclose(together.metrics[col][1], alone.metrics[col][0], rtol=1e-12)
 
 
+@pytest.mark.parametrize("model", [models.Linear(init_mode="normal"),
+                                   *(models.TwoLayer(width=4, activation="tanh", train=t, outer="gaussian")
+                                     for t in models.TRAINED)], ids=lambda m: getattr(m, "train", m.name))
+def test_hessian_products_match_autograd_and_restrict_to_rows(model):
+    """The model's product H·V, per replica, against torch.autograd.functional.hvp of F on that
+    replica alone (the estimates' operator, before any Lanczos); and the operator restricted to
+    some rows (what the shrinking Lanczos batch uses) gives those rows of the full one."""
+    x, y = _data(n=15, d=5)
+    X, Y = torch.tensor(x), torch.tensor(y)
+    loss, seeds = losses.Logistic(), [0, 1, 2]
+    trained, fixed = model.init(x.shape[1], seeds)
+    keys = sorted(trained)
+    g, point = model.hessian_point(trained, fixed, X)
+    z = Y * g
+    c, w = loss.derivative(z) * Y / len(y), loss.second_derivative(z) * Y * Y / len(y)
+    product = model.hvp_operator(trained, fixed, X, point, c, w)
+    V = torch.randn(len(seeds), sum(trained[k][0].numel() for k in keys), dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(5))
+    got = product(V)
+    for r in range(len(seeds)):
+        def F(*flat):
+            params = {k: v.unsqueeze(0) for k, v in zip(keys, flat)}
+            out, _ = model.forward(params, {k: v[r:r + 1] for k, v in fixed.items()}, X)
+            return loss.value(Y * out[0]).mean()
+        at = [trained[k][r] for k in keys]
+        sizes = [t.numel() for t in at]
+        direction = [part.reshape(t.shape) for part, t in zip(V[r].split(sizes), at)]
+        _, expected = torch.autograd.functional.hvp(F, tuple(at), tuple(direction))
+        np.testing.assert_allclose(got[r].numpy(), torch.cat([e.reshape(-1) for e in expected]).numpy(),
+                                   rtol=1e-10, atol=1e-14)
+    rows = torch.tensor([2, 0])  # (a GEMM over fewer rows may round differently: not bit for bit)
+    np.testing.assert_allclose(product.rows(rows)(V[rows]).numpy(), got[rows].numpy(), rtol=1e-13, atol=1e-16)
+
+
 def test_a_diverging_replica_leaves_the_others_estimates_alone():
     x, y = _data(n=30, d=5)
     # the squared loss on a quadratic net: at η = 10 the iterates blow up within a few steps
@@ -128,6 +162,7 @@ def test_warm_started_estimates_with_the_default_tolerance_track_the_exact_ones(
               lrs=[0.5, 2.0], seeds=[0, 1], iterations=60)
     default = engine.run_cell(x, y, sharpness=SharpnessSettings(every=5), **kw)
     exact = engine.run_cell(x, y, sharpness=EXACT, **kw)
+    assert 0 < default.sharpness_s < default.wall_time_s  # the estimates' share, for the benchmark
     np.testing.assert_allclose(default.trajectory["sharpness"], exact.trajectory["sharpness"], rtol=1e-3)
 
 
