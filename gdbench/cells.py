@@ -73,7 +73,7 @@ class Plan:
 
 
 # One sharpness estimate costs about this many engine iterations: a few Lanczos steps (warm
-# started), each a Hessian-vector product of ≈ 1.5 gradients (benchmarks/engine.py measures it).
+# started), each a Hessian-vector product of about one gradient (benchmarks/engine.py measures it).
 SHARPNESS_ESTIMATE_ITERATIONS = 6
 
 
