@@ -12,6 +12,10 @@
    scheduling, worker compute — on a compute-heavy grid (two-layer networks, ≥ 30 s of compute).
 3. Throughput of that grid with 1 worker versus 2 (`cluster.num_cpus=1` vs 2), run alternately
    twice each (1, 2, 1, 2) because this VM's speed drifts over minutes; the best of each is compared.
+4. Planning at scale: `plan=true` for a grid of 10⁵ runs (linear model, 1,000 step sizes × 100
+   seeds), end to end through the CLI (Python start-up included), and the process's peak
+   resident memory; three times, the median reported.
+   `.venv/bin/python benchmarks/sweep.py part=plan` runs this part alone.
 """
 import json
 import os
@@ -90,6 +94,7 @@ def main():
           f"speed-up {t_basic / t_cluster:.1f}x against the basic launcher")
 
     heavy(tmp)
+    plan_at_scale(tmp)
 
 
 def heavy(tmp: Path) -> None:
@@ -112,5 +117,23 @@ def heavy(tmp: Path) -> None:
           f"compute phase {min(phases[1]) / min(phases[2]):.2f}x")
 
 
+def plan_at_scale(tmp: Path) -> None:
+    """Part 4."""
+    import resource
+    lrs = ",".join(f"{10 ** (-2 + 5 * i / 999):.6g}" for i in range(1000))
+    walls, peaks = [], []
+    for i in range(3):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        walls.append(run(["-m", "model=linear", f"algorithm.lr={lrs}", "seed=range(100)", "plan=true",
+                          f"hydra.sweep.dir=plan{i}"], tmp))
+        # ru_maxrss of the children is the largest so far: it grows only if this run is the largest
+        peaks.append(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2 ** 10)
+    print(f"4. plan=true for 10^5 runs: {sorted(walls)[1]:.1f} s (median of {', '.join(f'{w:.1f}' for w in walls)}), "
+          f"peak resident memory {max(peaks):.0f} MiB (target: ≤ 10 s, ≤ 1 GB)")
+
+
 if __name__ == "__main__":
-    main()
+    if "part=plan" in sys.argv[1:]:
+        plan_at_scale(Path(tempfile.mkdtemp(prefix="gdbench-bench-")))
+    else:
+        main()

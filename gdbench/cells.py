@@ -20,6 +20,7 @@ What a worker does with a task (run its chunks with the engine) is `gdbench.work
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -39,13 +40,25 @@ class Chunk:
     data_key: str
     runs: list  # grid.Run
     objects: tuple  # (model, loss, algorithm) instances of the cell
-    columns: list  # per-run configuration columns
+    names: list  # per run: the short names and sizes that open its row of the runs table
     cost_s: float
     direction: object = None  # reference direction (d,) for direction_error, or None
+    flat_cache: dict | None = field(default=None, repr=False, compare=False)  # grid.Run.columns' cache
 
     @property
     def chunk_id(self) -> str:
         return grid._hash(sorted(r.run_id for r in self.runs))
+
+    @functools.cached_property
+    def columns(self) -> list:
+        """Per-run configuration columns (grid.Run.columns), formed on first use: a plan that is
+        only printed (plan=true) never needs them."""
+        return [r.columns(n, self.flat_cache) for r, n in zip(self.runs, self.names)]
+
+    def __getstate__(self) -> dict:  # shipped to a worker: with its columns, without the grid-wide cache
+        state = dict(self.__dict__, flat_cache=None)
+        state["columns"] = self.columns
+        return state
 
 
 @dataclass
@@ -144,10 +157,10 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
             size = min(size, math.ceil(len(members) / share))
         for i in range(0, len(members), size):
             part = members[i:i + size]
-            chunks.append(Chunk(first.cell_key, first.data_key, part, objects,
-                                [r.columns(names[r.run_id], flat) for r in part],
+            chunks.append(Chunk(first.cell_key, first.data_key, part, objects, [names[r.run_id] for r in part],
                                 estimate_seconds(objects[0], *x.shape, len(part), T),
-                                directions[first.data_key][0] if first.config.get("direction") else None))
+                                directions[first.data_key][0] if first.config.get("direction") else None,
+                                flat_cache=flat))
     tasks, current = [], []
     for ch in chunks:
         current.append(ch)

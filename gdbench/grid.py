@@ -106,12 +106,24 @@ def assign_keys(runs: list) -> None:
     shared, scalars, layouts = {}, {}, {}
 
     def encode(v):
-        if isinstance(v, (dict, list)):
+        if isinstance(v, dict):
+            return _by_identity(shared, v, encode_dict)
+        if isinstance(v, list):
             return _by_identity(shared, v, _json)
         key = (type(v), v)
         if key not in scalars:
             scalars[key] = _json(v)
         return scalars[key]
+
+    def layout(names: tuple) -> list:  # the sorted keys, JSON-encoded, once per key set
+        if names not in layouts:
+            layouts[names] = [(k, json.dumps(k) + ": ") for k in sorted(names)]
+        return layouts[names]
+
+    def encode_dict(d: dict, skip=None) -> str:  # json.dumps(d, sort_keys=True) from cached parts
+        if not all(isinstance(k, str) for k in d):
+            return _json({k: v for k, v in d.items() if k != skip})
+        return "{" + ", ".join(head + encode(d[k]) for k, head in layout(tuple(k for k in d if k != skip))) + "}"
 
     def digest(text: str) -> str:
         return hashlib.sha1(text.encode()).hexdigest()[:16]
@@ -120,17 +132,13 @@ def assign_keys(runs: list) -> None:
         if "run_id" in r.__dict__:
             continue
         c = r.config
-        names = tuple(c)
-        if names not in layouts:  # the sorted keys, JSON-encoded, once per key set
-            layouts[names] = [(k, json.dumps(k) + ": ") for k in sorted(names)]
-        layout = layouts[names]
-        parts = {k: encode(c[k]) for k in names}
-        algorithm = _json({k: v for k, v in c["algorithm"].items() if k != "lr"})
+        items = [(k, head + encode(c[k])) for k, head in layout(tuple(c))]  # "key": value, sorted by key
+        without_lr = '"algorithm": ' + encode_dict(c["algorithm"], skip="lr")
         r.__dict__.update(
-            run_id=digest("{" + ", ".join(head + parts[k] for k, head in layout) + "}"),
-            cell_key=digest("{" + ", ".join(head + (algorithm if k == "algorithm" else parts[k])
-                                            for k, head in layout if k != "seed") + "}"),
-            data_key=digest(parts["data"]))
+            run_id=digest("{" + ", ".join(item for _, item in items) + "}"),
+            cell_key=digest("{" + ", ".join(without_lr if k == "algorithm" else item for k, item in items
+                                            if k != "seed") + "}"),
+            data_key=digest(encode(c["data"])))
 
 
 def run_from_config(cfg: dict, overrides=()) -> Run:
@@ -217,14 +225,14 @@ def _check_run_keys(c: dict) -> None:
 
 def shape_grid(jobs: list[list[str]], tie=(), exclude=()) -> list[list[str]]:
     """Apply grid.tie and grid.exclude to the sweeper's job override lists (in sweep order)."""
-    values: dict[str, list[str]] = {}
+    if not tie and not exclude:
+        return jobs
+    values: dict[str, dict[str, int]] = {}  # key → its swept values in order, with their positions
     for job in jobs:
         for o in job:
             k, _, v = o.partition("=")
-            k = k.lstrip("+~")
-            values.setdefault(k, [])
-            if v not in values[k]:
-                values[k].append(v)
+            seen = values.setdefault(k.lstrip("+~"), {})
+            seen.setdefault(v, len(seen))
     for group in tie:
         group = list(group)
         for k in group:
@@ -241,7 +249,7 @@ def shape_grid(jobs: list[list[str]], tie=(), exclude=()) -> list[list[str]]:
     def keep(job):
         chosen = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in job}
         for group in tie:
-            if len({values[k].index(chosen[k]) for k in group}) > 1:
+            if len({values[k][chosen[k]] for k in group}) > 1:
                 return False
         for entry in exclude:
             if all(chosen.get(k) == str(v) for k, v in entry.items()):

@@ -162,9 +162,12 @@ def test_keys_assigned_in_bulk_equal_the_per_run_properties():
     # the whole config at once: both routes must give the same run_id, cell_key and data_key
     import copy
     from gdbench import grid
-    base = {"data": {"_target_": "gdbench.data.gaussian", "n": 20, "d": 3, "margin": 0.1, "classes": [3, 5]},
+    # (values of every JSON kind, a nested dict and a string that needs escaping included)
+    base = {"data": {"_target_": "gdbench.data.gaussian", "n": 20, "d": 3, "margin": 0.1, "classes": [3, 5],
+                     "options": {"z": None, "a": True, "name": 'tilt "é"\n'}},
             "model": {"_target_": "gdbench.models.Linear", "init_mode": "zero"},
-            "loss": {"_target_": "gdbench.losses.Logistic"}, "algorithm": {"_target_": "gdbench.algorithms.GD", "lr": 1.0},
+            "loss": {"_target_": "gdbench.losses.Logistic"},
+            "algorithm": {"_target_": "gdbench.algorithms.GD", "lr": 1.0, "eps": 1e-05, "beta": 1, "flag": False},
             "seed": 0, "iterations": 10, "eps": [0.01], "record": {"dense": 5, "log_points": 2},
             "companion": False, "stop_loss": None, "dtype": "float64", "direction": "svm"}
     runs = []
