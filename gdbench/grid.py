@@ -98,6 +98,9 @@ def _json(v) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
+_NO_KEY = object()  # encode_dict's "skip no key" (None is a key JSON can hold)
+
+
 def assign_keys(runs: list) -> None:
     """Set run_id, cell_key and data_key of many runs at once (runs that have them keep them),
     encoding each value the runs share once. The strings hashed are byte for byte those of the
@@ -110,7 +113,7 @@ def assign_keys(runs: list) -> None:
             return _by_identity(shared, v, encode_dict)
         if isinstance(v, list):
             return _by_identity(shared, v, _json)
-        key = (type(v), v)
+        key = (type(v), repr(v))  # not v itself: 0.0 == -0.0, and a value need not be hashable
         if key not in scalars:
             scalars[key] = _json(v)
         return scalars[key]
@@ -120,7 +123,7 @@ def assign_keys(runs: list) -> None:
             layouts[names] = [(k, json.dumps(k) + ": ") for k in sorted(names)]
         return layouts[names]
 
-    def encode_dict(d: dict, skip=None) -> str:  # json.dumps(d, sort_keys=True) from cached parts
+    def encode_dict(d: dict, skip=_NO_KEY) -> str:  # json.dumps(d, sort_keys=True) from cached parts
         if not all(isinstance(k, str) for k in d):
             return _json({k: v for k, v in d.items() if k != skip})
         return "{" + ", ".join(head + encode(d[k]) for k, head in layout(tuple(k for k in d if k != skip))) + "}"

@@ -122,7 +122,7 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable | None, int | None]] = {
 # they follow the gradient's convention above (relu'(0) = 0, leaky_relu'(0) = α) and take φ'' = 0
 # there, which is also what autograd's double backward gives: the Hessian of the smooth piece the
 # point sits on. The flag says φ'' ≡ 0, so the products skip that term (its entry is never called).
-DERIVATIVES: dict[str, tuple[Callable, Callable, bool]] = {
+DERIVATIVES: dict[str, tuple[Callable, Callable | None, bool]] = {
     "identity": (lambda h, f, a: torch.ones_like(f), None, True),
     "relu": (lambda h, f, a: (f > 0).to(f.dtype), None, True),
     "leaky_relu": (lambda h, f, a: torch.where(h > 0, 1.0, a).to(h.dtype), None, True),
@@ -260,7 +260,9 @@ class TwoLayer:
         R, m, d = W.shape
         HT = (x @ _d_major(W).view(d, R * m)).view(-1, R, m)
         dphi, ddphi, flat = DERIVATIVES[self.activation]
-        AT = ACTIVATIONS[self.activation][0](HT, self.alpha)  # relu overwrites HT: its φ' reads φ only
+        # relu works in place and identity returns HT itself, so φ(H) may be H's own storage: the
+        # derivatives of those two read φ only
+        AT = ACTIVATIONS[self.activation][0](HT, self.alpha)
         g = (AT * a).sum(-1).T * self.s
         return g, (AT, dphi(HT, AT, self.alpha), None if flat else ddphi(HT, AT, self.alpha))
 

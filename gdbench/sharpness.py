@@ -4,9 +4,10 @@ F(W) = (1/n) Σ_i ℓ(z_i), z_i = y_i g(x_i; W), has the Hessian
 
     ∇²F = (1/n) Σ_i ℓ''(z_i) y_i² ∇g_i ∇g_iᵀ  +  (1/n) Σ_i ℓ'(z_i) y_i ∇²g_i,
 
-so a Hessian-vector product is the model's `hvp` with c = ℓ'(z)y/n and w = ℓ''(z)y²/n: closed form,
-batched over the replicas like the engine's gradient (benchmarks/engine.py compares it with
-torch.func's jvp-of-grad). The derivatives are taken with respect to the trained parameters only.
+so a Hessian-vector product is the model's `hvp_operator` with c = ℓ'(z)y/n and w = ℓ''(z)y²/n:
+closed form, batched over the replicas like the engine's gradient (benchmarks/engine.py compares it
+with torch.func's jvp-of-grad). The derivatives are taken with respect to the trained parameters
+only.
 
 The top eigenvalue comes from Lanczos with full reorthogonalization, run on all replicas at once:
 step j gives each replica a (j+1)x(j+1) tridiagonal matrix whose largest eigenvalue θ (the Ritz
@@ -193,8 +194,9 @@ class _Lanczos:
         self.done |= stop
 
     def advance(self, j: int, b: np.ndarray) -> None:
-        """q_{j+1} = v/β (an exhausted row goes on with a zero vector: its tridiagonal stays finite,
-        its value is frozen); then, once half the rows have stopped, the batch keeps the others."""
+        """q_{j+1} = v/β (an exhausted row goes on with a zero vector, a bad one with its NaN vector:
+        either has stopped, its value is frozen, and it touches no other row); then, once half the
+        rows have stopped, the batch keeps the others."""
         inverse = np.where(np.isfinite(b) & (b > 0), 1.0 / np.where(b > 0, b, 1.0), 0.0)
         scale = torch.from_numpy(inverse).to(dtype=self.v.dtype, device=self.device).unsqueeze(1)
         torch.mul(self.v, scale, out=self.basis[:, j + 1])

@@ -175,11 +175,14 @@ def test_keys_assigned_in_bulk_equal_the_per_run_properties():
         for seed in (0, 1):
             c = dict(base, seed=seed, algorithm=dict(base["algorithm"], lr=lr))  # data/model/loss shared
             runs.append(grid.Run(config=c))
+    # values that compare equal but encode differently (0.0 and -0.0), after the first of them
+    runs.append(grid.Run(config=dict(base, model=dict(base["model"], init_scale=0.0))))
+    runs.append(grid.Run(config=dict(base, model=dict(base["model"], init_scale=-0.0))))
     fresh = [grid.Run(config=copy.deepcopy(r.config)) for r in runs]
     grid.assign_keys(runs)
     for bulk, one in zip(runs, fresh):
         assert (bulk.run_id, bulk.cell_key, bulk.data_key) == (one.run_id, one.cell_key, one.data_key)
-    assert len({r.cell_key for r in runs}) == 1 and len({r.run_id for r in runs}) == 4
+    assert len({r.cell_key for r in runs[:4]}) == 1 and len({r.run_id for r in runs}) == 6
 
 
 def test_each_rule_is_one_message_at_every_entry_point():
