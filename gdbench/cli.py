@@ -15,26 +15,32 @@ import os
 import sys
 from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-
-from gdbench import CONF_DIR, grid
-from gdbench.launcher import job_config
-from gdbench.sweep import execute, remove_if_unused, settings_of, user_errors_exit
+from gdbench import CONF_DIR, preload
 
 
-@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def _hydra_app(cfg) -> None:
-    # Reached only for a single run: a multirun goes through GdbenchLauncher, which batches.
-    c = job_config(cfg)
-    hc = HydraConfig.get()
-    out = Path(hc.runtime.output_dir)
-    try:
-        with user_errors_exit():
-            run = grid.run_from_config(c, list(hc.overrides.task))
-            execute([run], settings_of(c), out, overrides=sys.argv[1:])
-    finally:  # a run that failed validation, or plan=true, leaves no results directory behind
-        remove_if_unused(out, keep_if_any_of=("runs", "failed", "failures.jsonl"))
+def _hydra_app() -> None:
+    """Hydra's app. Hydra and the pipeline are imported here, not at the top: `main` first starts
+    the compute process (gdbench.preload), which then loads torch while this process loads them."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from gdbench import grid
+    from gdbench.launcher import job_config
+    from gdbench.sweep import execute, remove_if_unused, settings_of, user_errors_exit
+
+    @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+    def app(cfg) -> None:
+        # Reached only for a single run: a multirun goes through GdbenchLauncher, which batches.
+        c = job_config(cfg)
+        hc = HydraConfig.get()
+        out = Path(hc.runtime.output_dir)
+        try:
+            with user_errors_exit():
+                run = grid.run_from_config(c, list(hc.overrides.task))
+                execute([run], settings_of(c), out, overrides=sys.argv[1:])
+        finally:  # a run that failed validation, or plan=true, leaves no results directory behind
+            remove_if_unused(out, keep_if_any_of=("runs", "failed", "failures.jsonl"))
+    app()
 
 
 def main() -> None:
@@ -47,6 +53,7 @@ def main() -> None:
     scheduler has stopped Ray (also when the Ctrl-C came while Ray was starting), the writer lock
     is released and the launcher has said what is kept; an ordinary interpreter exit could meet a
     Ray C++ thread still winding down and abort while finalizing."""
+    preload.start()  # first: the compute process imports torch while this one starts (gdbench/preload.py)
     try:
         sys.argv[1:] = custom_data_overrides(sys.argv[1:])
         _hydra_app()

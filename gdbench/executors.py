@@ -58,7 +58,9 @@ def estimated_wall_s(plan: cells.Plan, slots: int) -> float:
 
 
 class LocalExecutor:
-    """Tasks on this machine, without Ray. `workers` processes (1 = this process)."""
+    """Tasks on this machine, without Ray, on `workers` cores: in the compute process that the
+    `gdbench` command started at its first line (gdbench.preload), which has loaded torch while
+    this process planned; else in this process (one worker) or in processes forked from it."""
 
     name = "local"
 
@@ -66,42 +68,68 @@ class LocalExecutor:
         if str(device).startswith("cuda"):
             workers = 1  # CUDA does not survive a fork: one process drives the GPU
         self.workers, self.device, self.compile = max(1, int(workers)), device, compile
-        self._pool = None
+        self._preloaded = None
+        self.start_s = 0.0  # how long the plan waited for the preloaded process to finish its imports
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self._pool is not None:
-            self._pool.terminate()  # an interrupt or error: stop the children now
-            self._pool.join()
-            self._pool = None
+        if self._preloaded is not None:  # an interrupt or error: stop it (its workers die with it)
+            self._preloaded.end()
+            self._preloaded = None
         return False
 
     def map(self, plan: cells.Plan):
-        if self.workers == 1 or len(plan.tasks) <= 1:  # (none: a finished sweep run again)
+        if not plan.tasks:  # a finished sweep run again
+            return
+        workers = min(self.workers, len(plan.tasks))
+        from gdbench import preload
+        self._preloaded = preload.take(plan.datasets)
+        if self._preloaded is not None:
+            results = self._preloaded.run(plan, workers=workers, device=self.device, compile=self.compile)
+            self.start_s = next(results)  # its "ready": the wait for its imports
+            for i, out in results:
+                yield plan.tasks[i], out
+            self._preloaded.end()
+            self._preloaded = None
+        elif workers == 1:
             for task in plan.tasks:
                 yield task, worker.run_task(task, plan.datasets, device=self.device, compile=self.compile)
-            return
-        global _DATASETS
-        _DATASETS = plan.datasets  # read by the forked children (copy-on-write), never pickled
-        from gdbench import engine  # noqa: F401  # torch loaded once, before the fork, for every child
-        ctx = multiprocessing.get_context("fork")
-        self._pool = ctx.Pool(min(self.workers, len(plan.tasks)), initializer=_child_start)
-        args = [(i, task, self.device, self.compile) for i, task in enumerate(plan.tasks)]
-        for i, results in self._pool.imap_unordered(_child_run, args):
-            yield plan.tasks[i], results
-        self._pool.close()
-        self._pool.join()
-        self._pool = None
+        else:
+            for i, out in forked_results(plan.tasks, plan.datasets, workers, self.device, self.compile,
+                                         preload.die_with_parent):
+                yield plan.tasks[i], out
+
+
+def forked_results(tasks: list, datasets: dict, workers: int, device: str, compile: bool, on_start=None):
+    """(index, results) of each task, in the order they finish, from `workers` processes forked
+    from this one, each with one torch thread (the processes are the parallelism). They inherit
+    the loaded modules and the datasets (copy-on-write), so nothing is imported or shipped again.
+    on_start: called first in each of them."""
+    global _DATASETS
+    _DATASETS = datasets  # read by the forked children, never pickled
+    from gdbench import engine  # noqa: F401  # torch loaded once, before the fork, for every child
+    pool = multiprocessing.get_context("fork").Pool(min(workers, len(tasks)), initializer=_child_start,
+                                                    initargs=(on_start,))
+    try:
+        yield from pool.imap_unordered(_child_run, [(i, task, device, compile) for i, task in enumerate(tasks)])
+    except BaseException:  # an interrupt, an error, or the consumer stopped: stop the children now
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()
 
 
 _DATASETS: dict = {}
 
 
-def _child_start() -> None:
+def _child_start(on_start) -> None:
     import torch
-    torch.set_num_threads(1)  # one core per process: the processes are the parallelism
+    torch.set_num_threads(1)
+    if on_start is not None:
+        on_start()
 
 
 def _child_run(args):

@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 import gdbench
-from gdbench import cells, executors
+from gdbench import cells, executors, preload
 from gdbench.store import Store, writer_lock
 
 log = logging.getLogger("gdbench")
@@ -66,6 +66,8 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=()) -> dict:
     p = plan(done)
     name, why = executors.choose(settings, p, slots) if p.tasks else ("local", "nothing to run")
     print(cells.describe(p, executor=name, why=why, slots=slots))
+    if name != "local" or settings["plan"]:
+        preload.discard()  # the compute process the command started is not needed: end it before Ray starts
     if settings["plan"]:
         return {"planned": len(p.runs), "executor": name}
     planning_s = time.perf_counter() - t0
@@ -120,7 +122,7 @@ def _drain(p, store, executor, *, progress: bool) -> dict:
     t0 = time.perf_counter()
     counts = {"done_runs": 0, "failed_chunks": 0, "failed_runs": 0}
     store_s = compute_s = 0.0
-    nodes = set()
+    nodes, pids = set(), set()
     bar = tqdm(total=sum(t.n_runs for t in p.tasks), unit="run", disable=not progress, desc="gdbench",
                dynamic_ncols=True)
     try:
@@ -131,6 +133,7 @@ def _drain(p, store, executor, *, progress: bool) -> dict:
                 for r in results:
                     extra = {"node_id": r.get("node_id"), "host": r.get("host"), "task_id": task.task_id}
                     compute_s += r["wall_time_s"]
+                    pids.add(r.get("pid"))
                     if r["ok"]:
                         store.write_chunk(r, extra)
                         counts["done_runs"] += len(r["rows"])
@@ -148,6 +151,7 @@ def _drain(p, store, executor, *, progress: bool) -> dict:
     timings = {"executor_start_s": start_s, "store_s": store_s, "worker_compute_s": compute_s,
                "schedule_and_compute_wall_s": time.perf_counter() - t0 - start_s}
     return {"timings": timings, "executor": executor.name, **counts, "nodes": sorted(n for n in nodes if n),
+            "worker_pids": sorted(p for p in pids if p is not None),
             "resources": dict(getattr(executor, "resources", None) or {})}
 
 

@@ -252,6 +252,76 @@ def test_ctrl_c_stops_cleanly_keeping_finished_cells(tmp_path):
     assert len(runs) == 16 and runs.run_id.is_unique
 
 
+def _descendants(pid: int) -> set[int]:
+    """Live processes below `pid` (children, their children, …), from /proc."""
+    parent = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                parent[int(p.name)] = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {c for c, pp in parent.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:  # a zombie (exited, not yet reaped) does not count
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+LOCAL = ["-m", "algorithm.lr=0.1,1,10,100", "seed=range(4)", "model=two_layer", "model.width=64", "data.n=200",
+         "data.d=20", "iterations=3000", "task_seconds=0.5", "max_replicas=4", "executor=local", "progress=false",
+         "report.enabled=false"]
+
+
+def test_local_sweep_computes_in_the_preloaded_process_and_leaves_none_behind(tmp_path):
+    """`gdbench` forks its compute process first (gdbench/preload.py): the runs are computed there
+    (or in its forks), not in the driver; the plan waited for its imports only as long as they
+    outlasted the driver's start; and when the command ends, none of those processes is left."""
+    proc = subprocess.Popen([str(BIN / "gdbench"), *LOCAL, "iterations=50", "hydra.sweep.dir=sw"], cwd=tmp_path,
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    result = json.loads((tmp_path / "sw" / "provenance.json").read_text())["sessions"][-1]["result"]
+    assert result["executor"] == "local" and result["done_runs"] == 16
+    assert result["worker_pids"] and proc.pid not in result["worker_pids"]
+    assert result["timings"]["executor_start_s"] >= 0
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in result["worker_pids"]):
+        time.sleep(0.1)
+    assert [p for p in result["worker_pids"] if _alive(p)] == []
+
+
+def test_local_sweep_processes_die_with_a_killed_driver(tmp_path):
+    """SIGKILL to the driver alone, mid-sweep: the compute process and the two workers it forked go
+    at once (PR_SET_PDEATHSIG), although their tasks (two of ~8 runs × 40,000 iterations) would
+    keep them busy for far longer than the grace period and they have nothing to send yet."""
+    proc = subprocess.Popen([str(BIN / "gdbench"), *LOCAL, "iterations=40000", "task_seconds=1000",
+                             "max_replicas=16", "cluster.num_cpus=2", "hydra.sweep.dir=sw"], cwd=tmp_path,
+                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline, below = time.time() + 120, set()
+    while time.time() < deadline and len(below) < 3:  # the compute process and its two workers
+        time.sleep(0.1)
+        below = _descendants(proc.pid)
+    time.sleep(1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_alive(p) for p in below):
+        time.sleep(0.1)
+    left = [p for p in below if _alive(p)]
+    for p in left:  # leave the machine clean whatever the verdict
+        os.kill(p, signal.SIGKILL)
+    assert len(below) >= 3 and left == [], (below, left)
+
+
 @pytest.mark.slow
 def test_sweep_on_a_two_node_cluster_uses_both_nodes(tmp_path, two_node_cluster):
     env = dict(two_node_cluster["env"])
