@@ -10,8 +10,9 @@ seeds 0–3; 2,000 GD iterations.
 - baseline: a Python loop over the 96 runs, one at a time, with hand-written gradients in torch,
   recording F_t and the minimum margin every iteration (in a subprocess, like gdbench);
 - gdbench: `gdbench -m data=custom data.fn=benchmarks/r1.py:r1_data …` end to end, Python start-up
-  included, with executor=auto (this size goes to the local executor) and with executor=ray.
-The three are interleaved `repeats` times (this VM's speed drifts over minutes); the best of each
+  included, with executor=auto (this size goes to the local executor), the same without the
+  compute process forked at the command's start (GDBENCH_NO_PRELOAD=1), and with executor=ray.
+The four are interleaved `repeats` times (this VM's speed drifts over minutes); the best of each
 is compared. The data reach gdbench through `data=custom`, the same function as the baseline's.
 """
 import json
@@ -74,11 +75,11 @@ def baseline() -> float:
     return time.perf_counter() - t0
 
 
-def gdbench(executor: str, out: Path) -> float:
+def gdbench(executor: str, out: Path, **env_extra) -> float:
     args = ["-m", "data=custom", f"data.fn={Path(__file__).resolve()}:r1_data", "model=linear,two_layer",
             "algorithm.lr=" + ",".join(f"{v:.6g}" for v in LRS), "seed=range(4)", f"iterations={ITERATIONS}",
             f"executor={executor}", "report.enabled=false", "progress=false", f"hydra.sweep.dir={out}"]
-    env = dict(os.environ, RAY_TMPDIR=tempfile.mkdtemp(prefix="gdr1", dir="/tmp"))
+    env = dict(os.environ, RAY_TMPDIR=tempfile.mkdtemp(prefix="gdr1", dir="/tmp"), **env_extra)
     t = time.perf_counter()
     proc = subprocess.run([str(BIN / "gdbench"), *args], cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -96,20 +97,23 @@ def timed_baseline() -> tuple[float, float]:
 
 def main(repeats: int = 2) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gdbench-r1-"))
-    walls = {"baseline": [], "auto": [], "ray": []}
+    # "no preload": the local executor without the compute process forked at the command's start
+    # (GDBENCH_NO_PRELOAD=1), so the driver imports torch after planning, as before it existed
+    variants = {"auto": ("auto", {}), "auto, no preload": ("auto", {"GDBENCH_NO_PRELOAD": "1"}), "ray": ("ray", {})}
+    walls = {"baseline": [], **{name: [] for name in variants}}
     for rep in range(repeats):
         wall, compute = timed_baseline()
         walls["baseline"].append(wall)
         print(f"baseline: {wall:.1f} s end to end ({compute:.1f} s in the loop)", flush=True)
-        for ex in ("auto", "ray"):
-            walls[ex].append(gdbench(ex, tmp / f"{ex}{rep}"))
-            t = json.loads((tmp / f"{ex}{rep}" / "provenance.json").read_text())["sessions"][-1]["result"]
-            print(f"gdbench executor={ex} ({t['executor']}): {walls[ex][-1]:.1f} s end to end; "
+        for i, (name, (ex, env)) in enumerate(variants.items()):
+            out = tmp / f"{i}-{rep}"
+            walls[name].append(gdbench(ex, out, **env))
+            t = json.loads((out / "provenance.json").read_text())["sessions"][-1]["result"]
+            print(f"gdbench executor={name} ({t['executor']}): {walls[name][-1]:.1f} s end to end; "
                   + ", ".join(f"{k}={v:.2f}" for k, v in t["timings"].items()), flush=True)
     best = {k: min(v) for k, v in walls.items()}
-    print(f"R1 (best of {repeats}): baseline {best['baseline']:.1f} s, gdbench {best['auto']:.1f} s "
-          f"({best['baseline'] / best['auto']:.1f}x), gdbench on Ray {best['ray']:.1f} s "
-          f"({best['baseline'] / best['ray']:.1f}x)")
+    print(f"R1 (best of {repeats}): baseline {best['baseline']:.1f} s; "
+          + "; ".join(f"gdbench {name} {best[name]:.1f} s ({best['baseline'] / best[name]:.1f}x)" for name in variants))
 
 
 if __name__ == "__main__":
