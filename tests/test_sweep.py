@@ -296,6 +296,12 @@ def test_local_sweep_computes_in_the_preloaded_process_and_leaves_none_behind(tm
     while time.time() < deadline and any(_alive(p) for p in result["worker_pids"]):
         time.sleep(0.1)
     assert [p for p in result["worker_pids"] if _alive(p)] == []
+    # without it (GDBENCH_NO_PRELOAD=1: the driver forks the workers itself), the same numbers
+    gdbench(*LOCAL, "iterations=50", "hydra.sweep.dir=old", cwd=tmp_path, env=cli_env(GDBENCH_NO_PRELOAD="1"))
+    a, b = (pd.read_parquet(tmp_path / d / "runs.parquet").sort_values("run_id").reset_index(drop=True)
+            for d in ("sw", "old"))
+    numeric = [c for c in a.columns if c not in ("wall_time_s", "task_id") and pd.api.types.is_numeric_dtype(a[c])]
+    pd.testing.assert_frame_equal(a[numeric], b[numeric])
 
 
 def test_local_sweep_processes_die_with_a_killed_driver(tmp_path):
