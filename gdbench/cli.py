@@ -53,7 +53,7 @@ def main() -> None:
     scheduler has stopped Ray (also when the Ctrl-C came while Ray was starting), the writer lock
     is released and the launcher has said what is kept; an ordinary interpreter exit could meet a
     Ray C++ thread still winding down and abort while finalizing."""
-    preload.start()  # first: the compute process imports torch while this one starts (gdbench/preload.py)
+    preload.start(sys.argv[1:])  # first: the compute process imports torch while this one starts (gdbench/preload.py)
     try:
         sys.argv[1:] = custom_data_overrides(sys.argv[1:])
         _hydra_app()

@@ -70,6 +70,7 @@ class LocalExecutor:
         self.workers, self.device, self.compile = max(1, int(workers)), device, compile
         self._preloaded = None
         self.start_s = 0.0  # how long the plan waited for the preloaded process to finish its imports
+        self.preloaded_pid = None  # the preloaded process, once it ran the plan
 
     def __enter__(self):
         return self
@@ -87,9 +88,9 @@ class LocalExecutor:
         from gdbench import preload
         self._preloaded = preload.take(plan.datasets)
         if self._preloaded is not None:
-            results = self._preloaded.run(plan, workers=workers, device=self.device, compile=self.compile)
-            self.start_s = next(results)  # its "ready": the wait for its imports
-            for i, out in results:
+            self.preloaded_pid = self._preloaded.pid
+            self.start_s = self._preloaded.wait_ready(plan, workers=workers, device=self.device, compile=self.compile)
+            for i, out in self._preloaded.results():
                 yield plan.tasks[i], out
             self._preloaded.end()
             self._preloaded = None

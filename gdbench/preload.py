@@ -8,17 +8,21 @@ tasks (`take`) and reads the results back over a pipe. The wall time becomes the
 start-ups plus the compute (README's speed section). With several workers, the process forks
 them itself, after torch is loaded, as the local executor did before.
 
-Any path that does not use it — Ray, `plan=true`, a validation error, large datasets (they would
-cross the pipe; the old path forks after loading them, sharing their memory) — ends it
-(`discard`), so it never runs next to Ray's workers. It and its workers die with the driver
-(PR_SET_PDEATHSIG): a killed or exiting `gdbench` leaves none behind. Linux only; elsewhere
-`start` does nothing and the local executor imports torch itself.
+It is not started for commands that will not compute (`--help`, `--cfg`, … and `plan=true`) or
+on a single core (nothing to overlap). A sweep that goes to Ray or has nothing to run ends it
+(`discard`) before going on; so does a local sweep whose process no longer matches the one it
+was forked from (an environment variable or working directory that Hydra's `hydra.job.env_set`
+or `hydra.job.chdir` changed since), or whose datasets are too large to send through the pipe:
+those run as before, in the driver or in workers it forks after loading the data. It and its
+workers die with the driver (PR_SET_PDEATHSIG), also when the driver is killed. Linux only;
+elsewhere nothing is started. `GDBENCH_NO_PRELOAD=1` turns it off.
 """
 from __future__ import annotations
 
 import os
 import signal
 import sys
+import time
 
 LARGEST_DATASETS = 64 * 2**20  # bytes of the plan's datasets that go through the pipe; beyond, the old path
 
@@ -26,31 +30,44 @@ _process = None  # the driver's handle on the started process (None: not started
 
 
 class Preloaded:
-    """The driver's end: the child's pid and the pipe to it."""
+    """The driver's end: the child's pid, the pipe to it, and the process state it was forked in."""
 
     def __init__(self, pid: int, conn):
         self.pid, self.conn = pid, conn
+        self.environ, self.cwd = dict(os.environ), os.getcwd()
 
-    def run(self, plan, *, workers: int, device: str, compile: bool):
-        """Yield first the seconds spent waiting for the process to be ready (its imports), then
-        (task index, results) as it finishes the plan's tasks."""
-        import time
+    def wait_ready(self, plan, *, workers: int, device: str, compile: bool) -> float:
+        """Send the plan (with this process's import path, which the user's data function may have
+        extended); return the seconds spent waiting for the child's imports to finish."""
         start = time.perf_counter()
-        self.conn.send((plan.tasks, plan.datasets, workers, device, compile))
         try:
+            self.conn.send(list(sys.path))
+            self.conn.send((plan.tasks, plan.datasets, workers, device, compile))
             self.conn.recv()  # "ready"
-        except EOFError:
-            raise RuntimeError(f"the compute process (pid {self.pid}) could not start; its traceback is above") from None
-        yield time.perf_counter() - start
+        except (EOFError, OSError):
+            raise RuntimeError(f"the compute process {self._ended()}") from None
+        return time.perf_counter() - start
+
+    def results(self):
+        """(task index, results) as the child finishes the plan's tasks."""
         while True:
             try:
                 message = self.conn.recv()
-            except EOFError:
-                raise RuntimeError(f"the compute process (pid {self.pid}) ended before finishing the plan; "
-                                   "its traceback is above") from None
+            except (EOFError, OSError):
+                raise RuntimeError(f"the compute process {self._ended()} before finishing the plan") from None
             if message is None:
                 return
             yield message
+
+    def _ended(self) -> str:
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            return f"(pid {self.pid}) ended"
+        if os.WIFSIGNALED(status):
+            sig = signal.Signals(os.WTERMSIG(status)).name
+            return f"(pid {self.pid}) was killed by {sig}" + (" (out of memory?)" if sig == "SIGKILL" else "")
+        return f"(pid {self.pid}) exited with code {os.WEXITSTATUS(status)}; its traceback is above"
 
     def end(self) -> None:
         try:
@@ -61,27 +78,31 @@ class Preloaded:
         self.conn.close()
 
 
-def start() -> None:
-    """Fork the compute process (once per command; only where the parent's death can kill it)."""
+def start(argv: list[str]) -> None:
+    """Fork the compute process, unless this command will not compute or cannot profit from it."""
     global _process
-    if _process is not None or not sys.platform.startswith("linux") or os.environ.get("GDBENCH_NO_PRELOAD"):
+    if (_process is not None or not sys.platform.startswith("linux") or os.environ.get("GDBENCH_NO_PRELOAD")
+            or len(os.sched_getaffinity(0)) < 2
+            or any(a.startswith("-") and a not in ("-m", "--multirun") or a == "plan=true" for a in argv)):
         return
     from multiprocessing.connection import Pipe
     mine, theirs = Pipe()
+    driver = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         mine.close()
-        _child(theirs)
+        _child(theirs, driver)
     theirs.close()
     _process = Preloaded(pid, mine)
 
 
 def take(datasets: dict):
-    """The started process for the local executor, or None (not started, or datasets too large to
-    send, in which case it is ended)."""
+    """The started process for the local executor, or None: not started, or no longer fit (it is
+    then ended)."""
     global _process
     proc, _process = _process, None
-    if proc is not None and sum(x.nbytes + y.nbytes for x, y in datasets.values()) > LARGEST_DATASETS:
+    if proc is not None and (sum(x.nbytes + y.nbytes for x, y in datasets.values()) > LARGEST_DATASETS
+                             or dict(os.environ) != proc.environ or os.getcwd() != proc.cwd):
         proc.end()
         return None
     return proc
@@ -104,18 +125,19 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _child(conn) -> None:
+def _child(conn, driver: int) -> None:
     """Import the engine, run the one plan the driver sends, stream the results back, exit."""
     code = 0
     try:
-        die_with_parent()
-        if os.getppid() == 1:  # the driver died before prctl took effect
-            os._exit(0)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it ends us
+        die_with_parent()
+        if os.getppid() != driver:  # the driver died before prctl took effect
+            os._exit(0)
         from gdbench import engine, worker  # noqa: F401  # the import this process exists for
         try:
+            sys.path[:] = conn.recv()  # before the plan: unpickling it may import the user's modules
             tasks, datasets, workers, device, compile = conn.recv()
-        except EOFError:  # the driver went another way (Ray, plan=true, an error)
+        except EOFError:  # the driver went another way (Ray, nothing to run, an error)
             os._exit(0)
         conn.send("ready")
         for message in _results(tasks, datasets, workers, device, compile):

@@ -66,7 +66,7 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=()) -> dict:
     p = plan(done)
     name, why = executors.choose(settings, p, slots) if p.tasks else ("local", "nothing to run")
     print(cells.describe(p, executor=name, why=why, slots=slots))
-    if name != "local" or settings["plan"]:
+    if name != "local" or settings["plan"] or not p.tasks:
         preload.discard()  # the compute process the command started is not needed: end it before Ray starts
     if settings["plan"]:
         return {"planned": len(p.runs), "executor": name}
@@ -152,6 +152,7 @@ def _drain(p, store, executor, *, progress: bool) -> dict:
                "schedule_and_compute_wall_s": time.perf_counter() - t0 - start_s}
     return {"timings": timings, "executor": executor.name, **counts, "nodes": sorted(n for n in nodes if n),
             "worker_pids": sorted(p for p in pids if p is not None),
+            "preloaded_pid": getattr(executor, "preloaded_pid", None),
             "resources": dict(getattr(executor, "resources", None) or {})}
 
 

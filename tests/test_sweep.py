@@ -282,22 +282,32 @@ LOCAL = ["-m", "algorithm.lr=0.1,1,10,100", "seed=range(4)", "model=two_layer", 
 
 def test_local_sweep_computes_in_the_preloaded_process_and_leaves_none_behind(tmp_path):
     """`gdbench` forks its compute process first (gdbench/preload.py): the runs are computed there
-    (or in its forks), not in the driver; the plan waited for its imports only as long as they
-    outlasted the driver's start; and when the command ends, none of those processes is left."""
+    (or in its forks), not in the driver, and when the command ends none of those processes is
+    left. Hydra's env_set changes a single run's environment after the fork: that run goes without it."""
     proc = subprocess.Popen([str(BIN / "gdbench"), *LOCAL, "iterations=50", "hydra.sweep.dir=sw"], cwd=tmp_path,
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     result = json.loads((tmp_path / "sw" / "provenance.json").read_text())["sessions"][-1]["result"]
     assert result["executor"] == "local" and result["done_runs"] == 16
-    assert result["worker_pids"] and proc.pid not in result["worker_pids"]
-    assert result["timings"]["executor_start_s"] >= 0
+    compute = result["preloaded_pid"]
+    assert compute not in (None, proc.pid) and result["worker_pids"] and proc.pid not in result["worker_pids"]
     deadline = time.time() + 10
-    while time.time() < deadline and any(_alive(p) for p in result["worker_pids"]):
+    while time.time() < deadline and any(_alive(p) for p in [compute, *result["worker_pids"]]):
         time.sleep(0.1)
-    assert [p for p in result["worker_pids"] if _alive(p)] == []
+    assert [p for p in [compute, *result["worker_pids"]] if _alive(p)] == []
     # without it (GDBENCH_NO_PRELOAD=1: the driver forks the workers itself), the same numbers
     gdbench(*LOCAL, "iterations=50", "hydra.sweep.dir=old", cwd=tmp_path, env=cli_env(GDBENCH_NO_PRELOAD="1"))
+    old = json.loads((tmp_path / "old" / "provenance.json").read_text())["sessions"][-1]["result"]
+    assert old["preloaded_pid"] is None
+    # a single run (Hydra applies env_set to it, after the fork): computed without the process
+    gdbench("iterations=50", "executor=local", "+hydra.job.env_set.GDBENCH_PROBE=1", "hydra.run.dir=env",
+            cwd=tmp_path)
+    env = json.loads((tmp_path / "env" / "provenance.json").read_text())["sessions"][-1]["result"]
+    assert env["preloaded_pid"] is None and env["done_runs"] == 1
+    gdbench("iterations=50", "executor=local", "hydra.run.dir=plain", cwd=tmp_path)
+    plain = json.loads((tmp_path / "plain" / "provenance.json").read_text())["sessions"][-1]["result"]
+    assert plain["preloaded_pid"] is not None and plain["done_runs"] == 1
     a, b = (pd.read_parquet(tmp_path / d / "runs.parquet").sort_values("run_id").reset_index(drop=True)
             for d in ("sw", "old"))
     numeric = [c for c in a.columns if c not in ("wall_time_s", "task_id") and pd.api.types.is_numeric_dtype(a[c])]
