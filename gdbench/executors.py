@@ -68,7 +68,7 @@ class LocalExecutor:
         if str(device).startswith("cuda"):
             workers = 1  # CUDA does not survive a fork: one process drives the GPU
         self.workers, self.device, self.compile = max(1, int(workers)), device, compile
-        self._preloaded = None
+        self._preloaded = self._forked = None
         self.start_s = 0.0  # how long the plan waited for the preloaded process to finish its imports
         self.preloaded_pid = None  # the preloaded process, once it ran the plan
 
@@ -79,6 +79,9 @@ class LocalExecutor:
         if self._preloaded is not None:  # an interrupt or error: stop it (its workers die with it)
             self._preloaded.end()
             self._preloaded = None
+        if self._forked is not None:  # likewise the workers forked here (closing terminates them)
+            self._forked.close()
+            self._forked = None
         return False
 
     def map(self, plan: cells.Plan):
@@ -98,9 +101,11 @@ class LocalExecutor:
             for task in plan.tasks:
                 yield task, worker.run_task(task, plan.datasets, device=self.device, compile=self.compile)
         else:
-            for i, out in forked_results(plan.tasks, plan.datasets, workers, self.device, self.compile,
-                                         preload.die_with_parent):
+            self._forked = forked_results(plan.tasks, plan.datasets, workers, self.device, self.compile,
+                                          preload.die_with_parent)
+            for i, out in self._forked:
                 yield plan.tasks[i], out
+            self._forked = None
 
 
 def forked_results(tasks: list, datasets: dict, workers: int, device: str, compile: bool, on_start=None):
