@@ -194,10 +194,10 @@ def sharpness_main(small, medium, relu32, tanh100):
              ("(a) two-layer tanh m=32", small, tanh32, 64, 2000, losses.Squared()),
              ("(b) two-layer tanh m=100", medium, tanh100, 32, 300, losses.Squared())]
     rows = [sharpness_cost(*c) for c in cases]
-    print(f"\nsharpness cost: the same cell with sharpness.every = 0 (baseline), 100, 10, in 5 rounds of the "
-          f"three (targets: ≤ 15% extra at 100, ≤ 100% at 10). Times are medians over the rounds; extra = the "
-          f"median of each round's time / its baseline − 1; in-run = time in the estimates / the rest of the "
-          f"same run (median)")
+    print("\nsharpness cost: the same cell with sharpness.every = 0 (baseline), 100, 10, in 5 rounds of the "
+          "three (targets: ≤ 15% extra at 100, ≤ 100% at 10). Times are medians over the rounds; extra = the "
+          "median of each round's time / its baseline − 1; in-run = time in the estimates / the rest of the "
+          "same run (median)")
     print(f"{'case':44} {'R':>4} {'T':>5} {'baseline s':>10} {'every=100 s':>11} {'extra':>7} {'in-run':>7} "
           f"{'every=10 s':>10} {'extra':>7} {'in-run':>7} {'HVPs/estimate (100, 10)':>24}")
     for r in rows:

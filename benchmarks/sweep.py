@@ -16,6 +16,11 @@
    seeds), end to end through the CLI (Python start-up included), and the process's peak
    resident memory; three times, the median reported.
    `.venv/bin/python benchmarks/sweep.py part=plan` runs this part alone.
+5. A 2-run, 5-iteration sweep end to end (`gdbench -m algorithm.lr=0.1,1 iterations=5`), the
+   fixed cost a user pays for the smallest sweep: as typed (with its report), with
+   `report.enabled=false`, and without the preloaded compute process (GDBENCH_NO_PRELOAD=1, no
+   report); the three alternate, ten times each, and the median and range of each are printed.
+   `.venv/bin/python benchmarks/sweep.py part=small` runs this part alone.
 """
 import json
 import os
@@ -95,6 +100,7 @@ def main():
 
     heavy(tmp)
     plan_at_scale(tmp)
+    small_sweep(tmp)
 
 
 def heavy(tmp: Path) -> None:
@@ -132,8 +138,26 @@ def plan_at_scale(tmp: Path) -> None:
           f"peak resident memory {max(peaks):.0f} MiB (target: ≤ 10 s, ≤ 1 GB)")
 
 
+def small_sweep(tmp: Path, repeats: int = 10) -> None:
+    """Part 5."""
+    import statistics
+    variants = {"as typed (with its report)": ([], {}), "report.enabled=false": (["report.enabled=false"], {}),
+                "report.enabled=false, GDBENCH_NO_PRELOAD=1": (["report.enabled=false"], {"GDBENCH_NO_PRELOAD": "1"})}
+    walls = {name: [] for name in variants}
+    for i in range(repeats):
+        for j, (name, (extra, env)) in enumerate(variants.items()):
+            walls[name].append(run(["-m", "algorithm.lr=0.1,1", "iterations=5", "progress=false", *extra,
+                                    f"hydra.sweep.dir=small{j}-{i}"], tmp, **env))
+    for name, w in walls.items():
+        print(f"5. 2-run, 5-iteration sweep, {name}: {statistics.median(w):.2f} s "
+              f"(median of {repeats}; range {min(w):.2f}–{max(w):.2f})")
+
+
 if __name__ == "__main__":
-    if "part=plan" in sys.argv[1:]:
-        plan_at_scale(Path(tempfile.mkdtemp(prefix="gdbench-bench-")))
+    parts = {"plan": plan_at_scale, "small": small_sweep}
+    chosen = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("part=")]
+    if chosen:
+        for part in chosen:
+            parts[part](Path(tempfile.mkdtemp(prefix="gdbench-bench-")))
     else:
         main()

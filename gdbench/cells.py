@@ -47,7 +47,7 @@ class Chunk:
 
     @property
     def chunk_id(self) -> str:
-        return grid._hash(sorted(r.run_id for r in self.runs))
+        return grid.stable_hash(sorted(r.run_id for r in self.runs))
 
     @functools.cached_property
     def columns(self) -> list:
@@ -170,24 +170,6 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
     if current:
         tasks.append(Task(current))
     for t in tasks:
-        t.task_id = grid._hash([c.chunk_id for c in t.chunks])
+        t.task_id = grid.stable_hash([c.chunk_id for c in t.chunks])
     return Plan(runs=runs, datasets=datasets, tasks=tasks, n_cells=len(todo),
                 skipped=sum(1 for r in runs if r.run_id in done_run_ids))
-
-
-def describe(p: Plan, *, executor: str | None = None, why: str = "", slots: int = 1) -> str:
-    """The plan text: grid size, cells, tasks, where they will run and the estimated cost."""
-    from gdbench.executors import RAY_START_S, estimated_wall_s  # plain arithmetic, no Ray
-    total = sum(t.cost_s for t in p.tasks)
-    wall = estimated_wall_s(p, slots) + (RAY_START_S if executor == "ray" else 0.0)
-    lines = [f"runs: {len(p.runs)} ({p.skipped} already finished, {len(p.runs) - p.skipped} to run)",
-             f"cells: {p.n_cells}   tasks: {len(p.tasks)}   datasets: {len(p.datasets)}",
-             f"estimated compute: {total:.1f} s (sum over tasks)"]
-    if executor:
-        lines.append(f"executor: {executor} ({why}); estimated wall time ≈ {wall:.1f} s on {slots} worker(s)"
-                     + (" including Ray's start" if executor == "ray" else ""))
-    for t in p.tasks[:20]:
-        lines.append(f"  task {t.task_id}: {len(t.chunks)} chunk(s), {t.n_runs} runs, ~{t.cost_s:.2f} s")
-    if len(p.tasks) > 20:
-        lines.append(f"  … {len(p.tasks) - 20} more tasks")
-    return "\n".join(lines)

@@ -39,7 +39,7 @@ def _hydra_app() -> None:
                 run = grid.run_from_config(c, list(hc.overrides.task))
                 execute([run], settings_of(c), out, overrides=sys.argv[1:])
         finally:  # a run that failed validation, or plan=true, leaves no results directory behind
-            remove_if_unused(out, keep_if_any_of=("runs", "failed", "failures.jsonl"))
+            remove_if_unused(out)
     app()
 
 
@@ -92,7 +92,8 @@ def custom_data_overrides(args: list[str]) -> list[str]:
 
 
 def collect(argv=None) -> None:
-    from gdbench.store import Store, SweepLocked, writer_lock
+    from gdbench.errors import SweepLocked
+    from gdbench.store import Store, writer_lock
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not Path(args[0]).is_dir():
         sys.exit("usage: gdbench-collect <sweep_dir>  (an existing gdbench sweep directory)")
@@ -111,7 +112,6 @@ def report(argv=None) -> None:
     """`gdbench-report <sweep_dir> [options]`: defaults come from the sweep's own `report` settings
     (its provenance), so the report of a sweep rebuilds as it was configured."""
     import argparse
-    import json
 
     from gdbench import report as report_stage
     from gdbench.sweep import report_options
@@ -132,11 +132,9 @@ def report(argv=None) -> None:
     root = Path(args.sweep_dir[0])
     if not (root / "runs").is_dir():
         sys.exit(f"gdbench-report: {root} is not a gdbench sweep directory (no runs/ folder)")
-    rep = {}
-    prov = root / "provenance.json"
-    if prov.exists():
-        rep = ((json.loads(prov.read_text())["sessions"][-1].get("settings") or {}).get("report")) or {}
-        rep = rep if isinstance(rep, dict) else {}
+    from gdbench.store import last_session
+    rep = ((last_session(root) or {}).get("settings") or {}).get("report") or {}
+    rep = rep if isinstance(rep, dict) else {}
     opts = report_options(rep)
     if args.group_by:
         opts["by"] = [c.strip() for c in args.group_by.split(",") if c.strip()]

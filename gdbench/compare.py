@@ -27,7 +27,6 @@ that the reader knows what the two sides differ in.
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from gdbench import analysis, compare_figures, index, render
-from gdbench.store import load
+from gdbench.store import last_session, load
 
 HEADLINE = {"rates": ("t_sep_median", "final_loss", "separated", "rate_slope"),
             "oscillation": ("non_monotone", "n_increases", "transition_time", "peak_ratio")}
@@ -333,9 +332,8 @@ def _count(s: Sweep) -> str:
 def _provenance(s: Sweep) -> list:
     """(key, value) pairs of a sweep's last session, each prefixed with the sweep's label."""
     pairs = [(f"{s.label}: sweep", str(s.path.resolve()))]
-    path = s.path / "provenance.json"
-    if path.exists():
-        last = json.loads(path.read_text())["sessions"][-1]
+    last = last_session(s.path)
+    if last is not None:
         pairs += [(f"{s.label}: {k}", last[k]) for k in ("time", "gdbench", "git_commit", "host") if k in last]
         pairs.append((f"{s.label}: command", " ".join(map(str, last.get("argv", [])))))
     return pairs

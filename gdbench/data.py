@@ -49,6 +49,8 @@ def dataset(fn):
     def make(*args, standardize: bool = False, project: str | None = None, project_dim: int | None = None,
              unit_max_norm: bool = False, bias: float = 0.0, label_noise: float = 0.0, seed: int = 0,
              **kwargs) -> Dataset:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # numpy's own message names no key
+            raise ValueError(f"data.seed={seed!r}: expected an integer >= 0")
         x, y, *name = fn(*args, **({"seed": seed} if takes_seed else {}), **kwargs)  # (x, y) or (x, y, name)
         name = name[0] if name else fn.__name__
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)

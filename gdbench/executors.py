@@ -13,27 +13,22 @@ Ray's own start; this machine's processes otherwise.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 
 from gdbench import cells, worker
 
-# Ray's start plus its workers' first torch import on a small machine, the fixed cost `auto`
-# weighs a sweep's compute against (benchmarks/sweep.py prints the measured overheads).
+# The fixed cost `auto` weighs a sweep's compute against: Ray's start plus its workers' first
+# torch import, on a small machine. A planning constant, not a measurement: benchmarks/ray_start.py
+# and benchmarks/sweep.py print what they cost on the machine at hand (README's speed section).
 RAY_START_S = 7.0
+LOCAL_START_S = 1.5  # likewise for the local executor: torch's import in the compute process
 EXECUTORS = ("auto", "local", "ray")
-
-
-class ClusterUnreachable(RuntimeError):
-    """Nothing answers at cluster.address (raised by the scheduler before ray.init)."""
 
 
 def choose(settings: dict, plan: cells.Plan, slots: int) -> tuple[str, str]:
     """(executor name, why) for settings["executor"] ∈ auto | local | ray."""
-    wanted = settings.get("executor") or "auto"
-    if wanted not in EXECUTORS:
-        raise ValueError(f"executor={wanted!r}: choose auto, local or ray")
+    wanted = settings.get("executor") or "auto"  # validated by sweep.validate_settings
     address = (settings.get("cluster") or {}).get("address")
     wall = estimated_wall_s(plan, slots)
     if wanted == "local":
@@ -48,6 +43,18 @@ def choose(settings: dict, plan: cells.Plan, slots: int) -> tuple[str, str]:
     if wall < RAY_START_S:
         return "local", f"estimated compute ≈ {wall:.1f} s on {slots} worker(s) is below Ray's start (≈ {RAY_START_S:g} s)"
     return "ray", f"estimated compute ≈ {wall:.1f} s on {slots} worker(s) outlasts Ray's start (≈ {RAY_START_S:g} s)"
+
+
+def require_local_gpu(device: str) -> None:
+    """A ValueError before anything is written when this machine cannot run device=cuda[:N]."""
+    import torch
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: this machine has no usable CUDA GPU (torch {torch.__version__}, "
+                         f"{'CUDA ' + torch.version.cuda if torch.version.cuda else 'a CPU-only build'}); "
+                         "use device=cpu, or executor=ray with cluster.address of a GPU cluster")
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
 
 
 def estimated_wall_s(plan: cells.Plan, slots: int) -> float:
@@ -101,46 +108,11 @@ class LocalExecutor:
             for task in plan.tasks:
                 yield task, worker.run_task(task, plan.datasets, device=self.device, compile=self.compile)
         else:
-            self._forked = forked_results(plan.tasks, plan.datasets, workers, self.device, self.compile,
+            self._forked = worker.forked_results(plan.tasks, plan.datasets, workers, self.device, self.compile,
                                           preload.die_with_parent)
             for i, out in self._forked:
                 yield plan.tasks[i], out
             self._forked = None
-
-
-def forked_results(tasks: list, datasets: dict, workers: int, device: str, compile: bool, on_start=None):
-    """(index, results) of each task, in the order they finish, from `workers` processes forked
-    from this one, each with one torch thread (the processes are the parallelism). They inherit
-    the loaded modules and the datasets (copy-on-write), so nothing is imported or shipped again.
-    on_start: called first in each of them."""
-    global _DATASETS
-    _DATASETS = datasets  # read by the forked children, never pickled
-    from gdbench import engine  # noqa: F401  # torch loaded once, before the fork, for every child
-    pool = multiprocessing.get_context("fork").Pool(min(workers, len(tasks)), initializer=_child_start,
-                                                    initargs=(on_start,))
-    try:
-        yield from pool.imap_unordered(_child_run, [(i, task, device, compile) for i, task in enumerate(tasks)])
-    except BaseException:  # an interrupt, an error, or the consumer stopped: stop the children now
-        pool.terminate()
-        pool.join()
-        raise
-    pool.close()
-    pool.join()
-
-
-_DATASETS: dict = {}
-
-
-def _child_start(on_start) -> None:
-    import torch
-    torch.set_num_threads(1)
-    if on_start is not None:
-        on_start()
-
-
-def _child_run(args):
-    i, task, device, compile = args
-    return i, worker.run_task(task, _DATASETS, device=device, compile=compile)
 
 
 class RayExecutor:
@@ -168,6 +140,7 @@ class RayExecutor:
     def __exit__(self, exc_type, exc, tb):
         from gdbench import scheduler
         scheduler.disconnect(background=exc_type is None)
+        _background.append(scheduler.wait_shutdown)
         return False
 
     def map(self, plan: cells.Plan):
@@ -175,6 +148,17 @@ class RayExecutor:
         s = self.settings
         yield from scheduler.results(plan, self.resources, num_cpus=s["resources"]["num_cpus"],
                                      num_gpus=self.num_gpus, device=s["device"], compile=bool(s.get("compile")))
+
+
+_background: list = []  # joins of what an executor left running after its exit (Ray's stop)
+
+
+def wait_background() -> None:
+    """Join what the executors left running in the background (the embedded Ray's stop, which
+    overlaps with writing the store and the summary): before the report forks its figure workers,
+    and before the command exits."""
+    while _background:
+        _background.pop()()
 
 
 def make(name: str, settings: dict, slots: int):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 
 from hydra.utils import instantiate
@@ -27,7 +26,7 @@ RUN_KEYS = ("seed", "iterations", "eps", "record", "companion", "stop_loss", "dt
 SCALAR_KEYS = ("algorithm.lr", "seed")  # what varies inside a cell
 
 
-def _hash(obj) -> str:
+def stable_hash(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -40,17 +39,17 @@ class Run:
     # grid asks for each of them several times
     @functools.cached_property
     def run_id(self) -> str:
-        return _hash(self.config)
+        return stable_hash(self.config)
 
     @functools.cached_property
     def cell_key(self) -> str:
         c = {k: v for k, v in self.config.items() if k != "seed"}
         c["algorithm"] = {k: v for k, v in c["algorithm"].items() if k != "lr"}
-        return _hash(c)
+        return stable_hash(c)
 
     @functools.cached_property
     def data_key(self) -> str:
-        return _hash(self.config["data"])
+        return stable_hash(self.config["data"])
 
     @property
     def lr(self) -> float:

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf, open_dict
 
 import gdbench
 from gdbench import grid
+from gdbench.store import check_unlocked
 from gdbench.sweep import SWEEP_LEVEL, execute, remove_if_unused, settings_of, user_errors_exit
 
 log = logging.getLogger("gdbench")
@@ -51,7 +52,7 @@ class GdbenchLauncher(Launcher):
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
         from hydra.core.override_parser.overrides_parser import OverridesParser
         from hydra.core.override_parser.types import OverrideType
-        # Hydra's ANTLR parser costs ~5 ms an override; a grid repeats the same few strings
+        # Hydra's ANTLR parser is slow per override, and a grid repeats the same few strings: parse each once
         if self._parser is None:
             self._parser = OverridesParser.create()
         for o in overrides:
@@ -111,6 +112,7 @@ class GdbenchLauncher(Launcher):
             remove_if_unused(sweep_dir)
 
     def _launch(self, job_overrides, sweep_dir: Path):
+        check_unlocked(sweep_dir)  # before composing every job: a second writer fails at once
         base = job_config(self.config)
         g = base.get("grid") or {}
         if not job_overrides:  # Hydra's product of the swept values is empty

@@ -247,7 +247,7 @@ class TwoLayer:
                 return out
             else:
                 PT = times_dphi(HT, AT, c.T.unsqueeze(-1), self.alpha)  # (n, R, m)
-                # a contiguous Xᵀ (d·n numbers) makes this GEMM ~10% faster than the transposed view
+                # a contiguous Xᵀ (d·n numbers) makes this GEMM faster than the transposed view (benchmarks/engine.py)
                 GT = (x.T.contiguous() @ PT.reshape(n, R * m)).view(d, R, m)
             out["W"] = (GT * (a * self.s)).permute(1, 2, 0)  # (d, R, m) storage = W's layout
         return out

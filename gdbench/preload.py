@@ -154,9 +154,9 @@ def _child(conn, driver: int) -> None:
 
 
 def _results(tasks, datasets, workers, device, compile):
-    from gdbench import executors, worker
+    from gdbench import worker
     if workers == 1 or len(tasks) <= 1:
         for i, task in enumerate(tasks):
             yield i, worker.run_task(task, datasets, device=device, compile=compile)
         return
-    yield from executors.forked_results(tasks, datasets, workers, device, compile, die_with_parent)
+    yield from worker.forked_results(tasks, datasets, workers, device, compile, die_with_parent)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from gdbench import analysis, figures, headline, index, render, report_figures, selection
 from gdbench.report_figures import slug
-from gdbench.store import load, planned_run_ids
+from gdbench.store import last_session, load, planned_run_ids
 
 TITLES = {
     "summary": "Summary: separation and oscillation per step size",
@@ -142,10 +142,7 @@ def build(sweep_dir, *, by=None, t0: int = 10, n_boot: int = 1000, columns: dict
 
 
 def _declared(root: Path) -> list:
-    prov = root / "provenance.json"
-    if not prov.exists():
-        return []
-    settings = json.loads(prov.read_text())["sessions"][-1].get("settings") or {}
+    settings = (last_session(root) or {}).get("settings") or {}
     return ((settings.get("report") or {}).get("headline")) or []
 
 
@@ -188,10 +185,9 @@ def _notices(runs, made, counts) -> list:
 
 
 def _provenance(root: Path) -> list:
-    path = root / "provenance.json"
-    if not path.exists():
-        return [("provenance", "no provenance.json yet: the sweep has not finished a session")]
-    last = json.loads(path.read_text())["sessions"][-1]
+    last = last_session(root)
+    if last is None:
+        return [("provenance", "no provenance.json (yet): the sweep has not finished a session")]
     keep = ("time", "gdbench", "git_commit", "torch", "ray", "pandas", "host", "device", "cuda", "n_runs")
     lines = [(k, last.get(k)) for k in keep if k in last]
     lines.append(("command", " ".join(map(str, last.get("argv", [])))))

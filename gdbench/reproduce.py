@@ -49,7 +49,7 @@ class Study:
 
 def _cifar_missing():
     from omegaconf import OmegaConf
-    from gdbench.cli import CONF_DIR
+    from gdbench import CONF_DIR
     root = Path(str(OmegaConf.load(Path(CONF_DIR) / "data" / "cifar10.yaml")["root"])).expanduser()
     base = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
     if not (base / "data_batch_1").is_file():

@@ -20,7 +20,7 @@ import ray
 
 import gdbench
 from gdbench import worker
-from gdbench.executors import ClusterUnreachable
+from gdbench.errors import ClusterUnreachable
 
 WORKER_ENV = {
     "MALLOC_MMAP_THRESHOLD_": "1000000000",
@@ -41,19 +41,43 @@ def _execute(task, device, compile, num_threads, keys, *arrays):
 
 
 def check_reachable(address: str, timeout_s: float) -> None:
-    """Fail within `timeout_s` when nothing answers at a host:port address (ray://host:port
-    too): Ray's own connect retries for minutes before it gives up. `auto` is Ray's to resolve."""
+    """Fail within `timeout_s` unless a Ray head answers at a host:port address (ray://host:port
+    too): Ray's own connect retries for minutes before it gives up, also against a port where
+    some other service listens. `auto` is Ray's to resolve."""
     host_port = address.split("://", 1)[-1]
     if address == "auto" or ":" not in host_port:
         return
     host, port = host_port.rsplit(":", 1)
     try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        speaks = _speaks_http2(host, int(port), timeout_s)
     except (OSError, ValueError) as e:
         why = "timed out" if isinstance(e, socket.timeout) else (getattr(e, "strerror", None) or str(e))
         raise ClusterUnreachable(f"cluster.address={address}: nothing answers there ({why}, within "
                                  f"cluster.connect_timeout_s={timeout_s:g} s); start the head node "
                                  "(ray start --head) or correct the address") from None
+    if not speaks:
+        raise ClusterUnreachable(f"cluster.address={address}: something listens there but it is not a Ray head "
+                                 f"(it does not speak gRPC); check the port (the GCS port of `ray start --head`, "
+                                 "default 6379)")
+
+
+# An HTTP/2 client's opening (RFC 9113 §3.4): the preface, then an empty SETTINGS frame
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_http2(host: str, port: int, timeout_s: float) -> bool:
+    """Whether the service at host:port answers an HTTP/2 opening with its own SETTINGS frame, as
+    every gRPC server (Ray's GCS, Ray's client server) does. OSError when nothing answers in time
+    (socket.timeout when the TCP connection or the answer takes longer than `timeout_s`)."""
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.sendall(_HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            part = sock.recv(9 - len(head))
+            if not part:  # closed on us: not HTTP/2
+                return False
+            head += part
+    return head[3] == 0x4 and head[5:9] == b"\0\0\0\0"  # frame type SETTINGS, on stream 0
 
 
 def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, ship_code: bool,
@@ -63,7 +87,11 @@ def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, sh
     if address:
         check_reachable(address, connect_timeout_s)
         env["env_vars"] = worker_env  # an existing cluster: workers get the variables per job
-        ray.init(address=address, runtime_env=env, log_to_driver=False)
+        try:
+            ray.init(address=address, runtime_env=env, log_to_driver=False)
+        except ConnectionError as e:  # a gRPC service that is not a Ray head: Ray gives up after its retries
+            raise ClusterUnreachable(f"cluster.address={address}: Ray could not join a cluster there "
+                                     f"({str(e).splitlines()[0][:200]})") from None
     else:
         # Embedded Ray: the raylet, and every worker it starts, inherit this process's environment
         # at ray.init. Setting the variables there (not as a runtime_env) lets the workers Ray
@@ -104,8 +132,9 @@ def _start_watchdog() -> None:
 
 def connect(address, *, num_cpus: float, num_gpus: float, device: str, local_num_cpus: int | None,
             object_store_mb: int, ship_code: bool, connect_timeout_s: float) -> tuple[dict, float]:
-    """Start the embedded instance or join the cluster, and check that it can run the tasks as
-    configured; returns its resources and the GPUs per task. A Ctrl-C even while Ray starts stops
+    """Start the embedded instance or join the cluster, and check what only the cluster knows (its
+    GPUs, its CPUs per node; the settings themselves were validated before planning); returns its
+    resources and the GPUs per task. A Ctrl-C even while Ray starts stops
     what it started."""
     try:
         resources = start(address, num_cpus=local_num_cpus, object_store_mb=object_store_mb, ship_code=ship_code,
@@ -115,9 +144,6 @@ def connect(address, *, num_cpus: float, num_gpus: float, device: str, local_num
                 raise ValueError(f"device={device!r}: the Ray cluster has no GPU "
                                  f"(resources: {dict(resources)}); use device=cpu or a GPU cluster")
             num_gpus = num_gpus if num_gpus > 0 else 1.0
-        elif num_gpus > 0:
-            raise ValueError(f"resources.num_gpus={num_gpus} with device={device!r}: GPUs are only requested "
-                             f"for device=cuda")
         if num_cpus > resources.get("CPU", 0):
             raise ValueError(f"resources.num_cpus={num_cpus}: no node of this cluster has that many CPUs "
                              f"(cluster CPUs: {resources.get('CPU', 0)})")
@@ -139,7 +165,7 @@ def disconnect(background: bool) -> None:
 
 
 def _shutdown() -> None:
-    """ray.shutdown(), a second faster for an embedded instance. Ray stops its processes one by one
+    """ray.shutdown(), faster for an embedded instance. Ray stops its processes one by one
     (raylet, GCS, then the autoscaler monitor, …), each with SIGTERM and up to 1 s of grace. The
     monitor's SIGTERM handler reports its own death to the GCS, which is already gone, so it always
     uses the whole second and is then killed. An embedded instance has no autoscaling to wind

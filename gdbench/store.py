@@ -15,8 +15,10 @@ file; a chunk is finished when its runs file reads back. The SHA-256 of both fil
 before the runs file appears and verified on every read, so any changed byte is found, not only a
 truncated end (parquet's own page checksums miss damage outside the data pages). A damaged chunk
 is named in a warning; the writer moves it to `<sweep>/quarantine/` (resume then plans its runs
-again), readers (gdbench.load, reports) skip it. Resume = skip the runs found in verified chunks.
-A chunk from before checksums existed is read without one.
+again), readers (gdbench.load, reports) skip it. A chunk whose sums file is missing or damaged
+cannot be verified and counts as damaged. Resume = skip the runs found in verified chunks.
+The other files are written whole and renamed too; a damaged one (provenance.json, plan.json, a
+failed/ file, a line of failures.jsonl) is named in a warning and set aside or skipped, never fatal.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from gdbench.errors import SweepLocked
 
 log = logging.getLogger("gdbench")
 INT_COLUMNS = ("t_sep", "t_sep_stay", "n_increases", "transition_time", "n_misclassified_increases",
@@ -92,10 +96,8 @@ class Store:
         """The run ids this sweep was asked for (the union over sessions), so a report on a running
         or interrupted sweep can say how many are missing."""
         path = self.root / "plan.json"
-        old = json.loads(path.read_text())["run_ids"] if path.exists() else []
-        tmp = path.parent / f".plan.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(json.dumps({"run_ids": sorted(set(old) | set(run_ids))}))
-        os.replace(tmp, path)
+        old = (_read_json(path, set_aside=True) or {}).get("run_ids") or []
+        _write_json({"run_ids": sorted(set(old) | set(run_ids))}, path)
 
     def finished_run_ids(self) -> set[str]:
         """Run ids of every verified chunk; a damaged chunk is quarantined (its runs run again)."""
@@ -123,7 +125,14 @@ class Store:
         path = self.root / "failures.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out = []
+        for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            try:
+                if line.strip():
+                    out.append(json.loads(line))
+            except ValueError:
+                log.warning(f"{path}, line {i}: damaged; skipped")
+        return out
 
     def collect(self) -> pd.DataFrame:
         """Rebuild runs.parquet from the verified chunks (damaged ones are quarantined); return it."""
@@ -134,13 +143,8 @@ class Store:
 
     def write_provenance(self, info: dict) -> None:
         path = self.root / "provenance.json"
-        old = json.loads(path.read_text()) if path.exists() else {}
-        sessions = old.get("sessions", []) + [info]
-        path.write_text(json.dumps({"sessions": sessions}, indent=2, default=str))
-
-
-class SweepLocked(RuntimeError):
-    """Another process is writing this sweep directory."""
+        sessions = (_read_json(path, set_aside=True) or {}).get("sessions") or []
+        _write_json({"sessions": sessions + [info]}, path, indent=2, default=str)
 
 
 @contextmanager
@@ -160,8 +164,7 @@ def writer_lock(root):
         f.seek(0)
         holder = f.read().strip() or "holder unknown"
         f.close()
-        raise SweepLocked(f"{root} is being written by another gdbench ({holder}); wait for it to finish "
-                          "or give this sweep another hydra.sweep.dir") from None
+        raise SweepLocked(_locked_message(root, holder)) from None
     f.seek(0)
     left = f.read().strip() or None
     f.seek(0)
@@ -176,6 +179,60 @@ def writer_lock(root):
         f.close()  # releases the lock
 
 
+def _read_json(path: Path, *, set_aside: bool = False):
+    """A JSON object from `path`; None when it is missing or damaged (named in a warning; the
+    writer, `set_aside`, renames a damaged file to <name>.damaged so that it is kept but not read
+    again)."""
+    try:
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            return data
+        why = f"expected a JSON object, found {type(data).__name__}"
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError) as e:
+        why = type(e).__name__
+    if set_aside:
+        os.replace(path, path.with_name(path.name + ".damaged"))
+    log.warning(f"{path}: damaged ({why}); " + (f"kept as {path.name}.damaged and started afresh" if set_aside
+                                                  else "ignored"))
+    return None
+
+
+def _write_json(data: dict, path: Path, **kw) -> None:
+    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(data, **kw))
+    os.replace(tmp, path)  # a reader never sees half a file
+
+
+def writer_held(root) -> str | None:
+    """The holder of `<root>/.writer.lock` (pid, host, start time) while a live process holds it,
+    else None: a probe that takes nothing and writes nothing."""
+    try:
+        f = open(Path(root).expanduser() / ".writer.lock")
+    except FileNotFoundError:
+        return None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released when the file closes
+        except BlockingIOError:
+            return f.read().strip() or "holder unknown"
+    return None
+
+
+def check_unlocked(root) -> None:
+    """SweepLocked, naming the holder, when another gdbench writes this sweep: asked before the
+    plan so that a second command fails at once (writer_lock then takes the lock for real)."""
+    holder = writer_held(root)
+    if holder is not None:
+        raise SweepLocked(_locked_message(Path(root).expanduser(), holder))
+
+
+def _locked_message(root: Path, holder: str) -> str:
+    return (f"{root} is being written by another gdbench ({holder}); wait for it to finish "
+            "or give this sweep another hydra.sweep.dir")
+
+
 class ChunkDamaged(OSError):
     """A chunk file that does not read back verified (checksum mismatch, truncation, not parquet)."""
 
@@ -185,7 +242,7 @@ def _finished_ids(root: Path, on_damaged) -> set[str]:
     for f in sorted((root / "runs").glob("*.parquet")) if (root / "runs").is_dir() else []:
         try:
             ids = read_chunk(f, columns=["run_id"]).column("run_id").to_pylist()
-            read_chunk(root / "trajectory" / f.name)
+            verify_chunk(root / "trajectory" / f.name)
         except ChunkDamaged as e:
             on_damaged(f.stem, str(e))
             continue
@@ -197,6 +254,46 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _recorded_sha256(path: Path) -> str:
+    """The SHA-256 written with a chunk file (checksums/<chunk>.json). The sums are on disk before
+    the chunk's files appear, so a file without them is damage too (a lost or broken sums file)."""
+    sums = path.parent.parent / "checksums" / f"{path.stem}.json"
+    try:
+        want = json.loads(sums.read_text()).get(path.parent.name)
+    except FileNotFoundError:
+        raise ChunkDamaged(f"{path}: cannot be verified ({sums} is missing)") from None
+    except (ValueError, AttributeError, OSError) as e:
+        raise ChunkDamaged(f"{path}: cannot be verified ({sums} is damaged: {type(e).__name__})") from None
+    if not isinstance(want, str):
+        raise ChunkDamaged(f"{path}: cannot be verified ({sums} has no sum for it)")
+    return want
+
+
+_VERIFIED: dict = {}  # path → (size, mtime, inode) of the file version this process verified whole
+
+
+def verify_chunk(path: Path) -> None:
+    """ChunkDamaged unless the file matches its recorded SHA-256 and its parquet footer reads.
+    Without parsing the table; and once per version of the file in this process (a resume asks
+    before planning, under the lock and in collect)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ChunkDamaged(f"{path}: missing (the other file of its chunk exists)") from None
+    version = (st.st_size, st.st_mtime_ns, st.st_ino)
+    if _VERIFIED.get(path) == version:
+        return
+    data = path.read_bytes()
+    if _sha256(data) != _recorded_sha256(path):
+        raise ChunkDamaged(f"{path}: damaged (its SHA-256 differs from the one written with it)")
+    try:
+        pq.read_metadata(pa.BufferReader(data))
+    except Exception as e:
+        raise ChunkDamaged(f"{path}: damaged ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    _VERIFIED[path] = version
+
+
 def read_chunk(path: Path, columns=None, **kw) -> pa.Table:
     """A chunk file (runs/ or trajectory/), checked against the SHA-256 recorded when it was
     written, then parsed; ChunkDamaged naming the file when either fails. `columns`: those of
@@ -206,11 +303,9 @@ def read_chunk(path: Path, columns=None, **kw) -> pa.Table:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ChunkDamaged(f"{path}: missing (the other file of its chunk exists)") from None
-    sums = path.parent.parent / "checksums" / f"{path.stem}.json"
-    if sums.exists():
-        want = json.loads(sums.read_text()).get(path.parent.name)
-        if want is not None and _sha256(data) != want:
-            raise ChunkDamaged(f"{path}: damaged (its SHA-256 differs from the one written with it)")
+    want = _recorded_sha256(path)
+    if _sha256(data) != want:
+        raise ChunkDamaged(f"{path}: damaged (its SHA-256 differs from the one written with it)")
     try:
         if columns is not None:  # a column only some chunks have (sharpness, the companion's) is
             present = set(pq.read_schema(pa.BufferReader(data)).names)  # absent here, not damage
@@ -271,7 +366,7 @@ def load(sweep_dir, *, trajectory_columns=None, failed: bool = True) -> tuple[pd
     runs, tables = _read_runs(root, traj_columns=cols)
     if failed and (root / "failed").is_dir():
         done = set(runs["run_id"]) if len(runs) else set()
-        bad = [pd.read_parquet(f) for f in sorted((root / "failed").glob("*.parquet"))]
+        bad = [t for t in map(_read_failed, sorted((root / "failed").glob("*.parquet"))) if t is not None]
         bad = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame()
         if len(bad):
             bad = bad[~bad["run_id"].isin(done)].drop_duplicates("run_id", keep="last")
@@ -282,6 +377,24 @@ def load(sweep_dir, *, trajectory_columns=None, failed: bool = True) -> tuple[pd
     return runs, traj
 
 
+def _read_failed(path: Path) -> pd.DataFrame | None:
+    """A failed/ file (the configuration of a failed chunk's runs); a damaged one is skipped with
+    a warning (the runs are retried by the next run anyway)."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow's errors for a file that is not (whole) parquet
+        log.warning(f"skipping {path}: damaged ({type(e).__name__})")
+        return None
+
+
+def last_session(sweep_dir) -> dict | None:
+    """The provenance of the sweep's last session (settings, versions, timings); None before the
+    first session finished, or when provenance.json is damaged (named in a warning)."""
+    prov = _read_json(Path(sweep_dir).expanduser() / "provenance.json")
+    sessions = (prov or {}).get("sessions")
+    return sessions[-1] if isinstance(sessions, list) and sessions and isinstance(sessions[-1], dict) else None
+
+
 def planned_run_ids(sweep_dir) -> set[str] | None:
-    path = Path(sweep_dir).expanduser() / "plan.json"
-    return set(json.loads(path.read_text())["run_ids"]) if path.exists() else None
+    plan = _read_json(Path(sweep_dir).expanduser() / "plan.json")
+    return set(plan.get("run_ids") or []) if plan is not None else None

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -22,7 +24,8 @@ from tqdm import tqdm
 
 import gdbench
 from gdbench import cells, executors, preload
-from gdbench.store import Store, writer_lock
+from gdbench.errors import ClusterUnreachable, SweepFailed, SweepLocked
+from gdbench.store import Store, check_unlocked, writer_held, writer_lock
 
 log = logging.getLogger("gdbench")
 
@@ -30,20 +33,16 @@ SWEEP_LEVEL = ("cluster", "resources", "device", "compile", "plan", "report", "t
                "max_replicas", "progress", "grid", "executor")
 
 
-class SweepFailed(RuntimeError):
-    pass
-
-
 @contextlib.contextmanager
 def user_errors_exit():
     """A user's mistake (a bad key or value, a locked or unreachable target, failed chunks) ends
     the command with its one message and exit code 1, no traceback; HYDRA_FULL_ERROR=1 shows
     the traceback (Hydra's convention)."""
-    from gdbench.store import SweepLocked
     try:
         yield
-    except (ValueError, SweepLocked, executors.ClusterUnreachable, SweepFailed) as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except (ValueError, SweepLocked, ClusterUnreachable, SweepFailed) as e:
+        # a ValueError subclass (a JSON or Unicode decode error) is not a message written for the user
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or isinstance(e, ValueError) and type(e) is not ValueError:
             raise
         print(f"gdbench: error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -56,6 +55,7 @@ def settings_of(cfg: dict) -> dict:
 def execute(runs: list, settings: dict, sweep_dir, overrides=()) -> dict:
     """Validate and plan every run, then run what is not finished yet, into `sweep_dir`."""
     t0 = time.perf_counter()
+    check_unlocked(sweep_dir)  # another gdbench writes there: say so now, not after planning
     validate_settings(settings)
     slots = _slots(settings)
     def plan(done):
@@ -65,7 +65,9 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=()) -> dict:
     done = Store.finished_run_ids_of(sweep_dir)  # read only: a dry run or a bad grid creates nothing
     p = plan(done)
     name, why = executors.choose(settings, p, slots) if p.tasks else ("local", "nothing to run")
-    print(cells.describe(p, executor=name, why=why, slots=slots))
+    if name == "local" and p.tasks and settings["device"].startswith("cuda"):
+        executors.require_local_gpu(settings["device"])
+    print(describe(p, executor=name, why=why, slots=slots, address=settings["cluster"].get("address")))
     if name != "local" or settings["plan"] or not p.tasks:
         preload.discard()  # the compute process the command started is not needed: end it before Ray starts
     if settings["plan"]:
@@ -82,7 +84,7 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=()) -> dict:
                 p = plan(now)
             return _run(p, store, settings, overrides, name, slots, planning_s)
     finally:  # Ray is stopped in the background while the store and the summary are written
-        _wait_for_ray()
+        executors.wait_background()
 
 
 def _run(p, store, settings, overrides, name, slots, planning_s) -> dict:
@@ -105,16 +107,32 @@ def _run(p, store, settings, overrides, name, slots, planning_s) -> dict:
     return res
 
 
-def remove_if_unused(folder: Path, keep_if_any_of=("runs", "failed", "failures.jsonl")) -> None:
-    """Remove a results folder Hydra created for a command that then wrote no results (a
-    validation error, plan=true): it holds only Hydra's own files (.hydra/, multirun.yaml, the
-    job log)."""
-    folder = Path(folder)
-    if folder.is_dir() and not any((folder / k).exists() for k in keep_if_any_of):
-        hydra_files = {".hydra", "multirun.yaml"} | {p.name for p in folder.glob("*.log")}
-        if {p.name for p in folder.iterdir()} <= hydra_files:
-            import shutil
-            shutil.rmtree(folder, ignore_errors=True)
+# what a results folder holds when the command wrote no results: Hydra's own files, and the
+# store's empty skeleton when the failure came after the writer lock (a cluster that cannot run the tasks)
+_NO_RESULTS = {".hydra", "multirun.yaml", ".writer.lock", "plan.json", "runs", "trajectory", "checksums"}
+
+
+def remove_if_unused(folder) -> None:
+    """Remove a results folder this command wrote no results into (a validation error, plan=true,
+    a cluster that cannot run the tasks), then its parents up to the working directory if that
+    left them empty (Hydra's default `results/`). A folder with anything else in it, or one that
+    another gdbench is writing, stays."""
+    folder = Path(folder).absolute()
+    if not folder.is_dir() or writer_held(folder) is not None:
+        return
+    for p in folder.iterdir():
+        if not (p.name in _NO_RESULTS or p.suffix == ".log") or (p.is_dir() and p.name != ".hydra" and any(p.iterdir())):
+            return
+    import shutil
+    shutil.rmtree(folder, ignore_errors=True)
+    cwd = Path.cwd().absolute()
+    for parent in folder.parents:
+        if parent == cwd or cwd not in parent.parents:
+            break
+        try:
+            parent.rmdir()  # only if empty
+        except OSError:
+            break
 
 
 def _drain(p, store, executor, *, progress: bool) -> dict:
@@ -161,7 +179,7 @@ def _report(store, runs_df, rep: dict) -> None:
         from gdbench import analysis
         print(analysis.summary_text(runs_df))
     if rep.get("enabled") and len(runs_df):
-        _wait_for_ray()  # a short wait, after which the report may fork workers to draw its figures
+        executors.wait_background()  # a short wait, after which the report may fork workers to draw its figures
         from gdbench import report  # pandas/matplotlib stage, imported only when used
         try:
             report.build(store.root, **report_options(rep), echo=True)
@@ -170,12 +188,26 @@ def _report(store, runs_df, rep: dict) -> None:
                       f"rerun with `gdbench-report {store.root}`")
 
 
-def _wait_for_ray() -> None:
-    """Join the background Ray shutdown, if this process used Ray (the scheduler module, the only
-    Ray import, is loaded only then)."""
-    if "gdbench.scheduler" in sys.modules:
-        from gdbench import scheduler
-        scheduler.wait_shutdown()
+def describe(p: cells.Plan, *, executor: str | None = None, why: str = "", slots: int = 1,
+             address: str | None = None) -> str:
+    """The plan text: grid size, cells, tasks, where they will run and the estimated wall time."""
+    total = sum(t.cost_s for t in p.tasks)
+    lines = [f"runs: {len(p.runs)} ({p.skipped} already finished, {len(p.runs) - p.skipped} to run)",
+             f"cells: {p.n_cells}   tasks: {len(p.tasks)}   datasets: {len(p.datasets)}",
+             f"estimated compute: {total:.1f} s (sum over tasks)"]
+    if executor == "ray" and address:  # an existing cluster: its size is known only once connected
+        lines.append(f"executor: ray ({why}); estimated wall time ≤ {total:.1f} s (the compute on one worker; "
+                     "less on the cluster's workers)")
+    elif executor:
+        start = executors.RAY_START_S if executor == "ray" else executors.LOCAL_START_S
+        wall = executors.estimated_wall_s(p, slots) + start
+        lines.append(f"executor: {executor} ({why}); estimated wall time ≈ {wall:.1f} s on {slots} worker(s), "
+                     f"≈ {start:g} s of it start-up")
+    for t in p.tasks[:20]:
+        lines.append(f"  task {t.task_id}: {len(t.chunks)} chunk(s), {t.n_runs} runs, ~{t.cost_s:.2f} s")
+    if len(p.tasks) > 20:
+        lines.append(f"  … {len(p.tasks) - 20} more tasks")
+    return "\n".join(lines)
 
 
 def _slots(settings: dict) -> int:
@@ -189,16 +221,61 @@ def _slots(settings: dict) -> int:
 
 
 def validate_settings(settings: dict) -> None:
-    """The sweep-level settings, checked before anything is planned or written."""
-    if not isinstance(settings.get("compile", False), bool):
-        raise ValueError(f"compile={settings['compile']!r}: expected true or false")
-    if (settings.get("executor") or "auto") not in executors.EXECUTORS:
-        raise ValueError(f"executor={settings['executor']!r}: choose auto, local or ray")
-    rep = settings.get("report") or {}
+    """The sweep-level settings, checked before anything is planned or written; one message that
+    names the key. The executors, the scheduler and the report then trust them."""
+    cluster, resources, rep = settings["cluster"] or {}, settings["resources"] or {}, settings.get("report") or {}
+    checks = [  # (key, value, ok, what was expected)
+        ("compile", settings.get("compile", False), _is_bool, "true or false"),
+        ("plan", settings.get("plan", False), _is_bool, "true or false"),
+        ("progress", settings.get("progress", True), _is_bool, "true or false"),
+        ("device", settings.get("device"), lambda v: isinstance(v, str) and re.fullmatch(r"cpu|cuda(:\d+)?", v),
+         "cpu, cuda or cuda:N"),
+        ("executor", settings.get("executor") or "auto", lambda v: v in executors.EXECUTORS, "auto, local or ray"),
+        ("task_seconds", settings.get("task_seconds"), lambda v: _is_number(v) and v > 0, "a number of seconds > 0"),
+        ("max_replicas", settings.get("max_replicas"), lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+        ("resources.num_cpus", resources.get("num_cpus"), lambda v: _is_number(v) and v > 0, "a number > 0"),
+        ("resources.num_gpus", resources.get("num_gpus", 0), lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+        ("cluster.address", cluster.get("address"), lambda v: v is None or isinstance(v, str) and v.strip(),
+         "null or an address (auto, host:port, ray://host:port)"),
+        ("cluster.num_cpus", cluster.get("num_cpus"), lambda v: v is None or _is_int(v) and v >= 1,
+         "null or an integer >= 1"),
+        ("cluster.object_store_mb", cluster.get("object_store_mb", 512), lambda v: _is_int(v) and v >= 75,
+         "an integer >= 75 (Ray's smallest object store, MiB)"),
+        ("cluster.connect_timeout_s", cluster.get("connect_timeout_s", 30), lambda v: _is_number(v) and v > 0,
+         "a number of seconds > 0"),
+        ("cluster.ship_code", cluster.get("ship_code", False), _is_bool, "true or false"),
+        ("report.enabled", rep.get("enabled", False), _is_bool, "true or false"),
+        ("report.figures", rep.get("figures", True), _is_bool, "true or false"),
+        ("report.bootstrap", rep.get("bootstrap", 1000), lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+        ("report.rate_t0", rep.get("rate_t0", 10), lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+        ("report.figure_width", rep.get("figure_width", "single"), lambda v: v in ("single", "double"),
+         "single (3.3 in) or double (6.75 in)"),
+    ]
+    for key, value, ok, expected in checks:
+        if not ok(value):
+            raise ValueError(f"{key}={value!r}: expected {expected}")
+    if not cluster.get("address"):  # the embedded instance: its size is known now
+        cpus = cluster.get("num_cpus") or executors.local_slots()
+        if resources["num_cpus"] > cpus:
+            raise ValueError(f"resources.num_cpus={resources['num_cpus']}: a task cannot have more CPUs than this "
+                             f"machine gives the sweep ({cpus}; cluster.num_cpus={cluster.get('num_cpus')})")
+    if resources.get("num_gpus", 0) > 0 and not settings["device"].startswith("cuda"):
+        raise ValueError(f"resources.num_gpus={resources['num_gpus']} with device={settings['device']!r}: "
+                         "GPUs are only requested for device=cuda")
     from gdbench import declarations  # the schema only: the driver does not load matplotlib
     declarations.validate(rep.get("headline"), where="report.headline")
-    if rep.get("figure_width", "single") not in ("single", "double"):
-        raise ValueError(f"report.figure_width={rep.get('figure_width')!r}: choose single (3.3 in) or double (6.75 in)")
+
+
+def _is_bool(v) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
 
 
 def report_options(rep: dict) -> dict:

@@ -13,6 +13,8 @@ import traceback
 
 import numpy as np
 
+from gdbench.cells import Task
+
 
 def run_task(task: Task, datasets: dict, *, device: str = "cpu", compile: bool = False) -> list[dict]:
     """Run every chunk of a task; one result dict per chunk. A chunk that raises is returned as
@@ -47,3 +49,39 @@ def run_task(task: Task, datasets: dict, *, device: str = "cpu", compile: bool =
                         "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
                         "host": host, "pid": os.getpid(), "wall_time_s": time.perf_counter() - start})
     return out
+
+
+def forked_results(tasks: list, datasets: dict, workers: int, device: str, compile: bool, on_start=None):
+    """(index, results) of each task, in the order they finish, from `workers` processes forked
+    from this one, each with one torch thread (the processes are the parallelism). They inherit
+    the loaded modules and the datasets (copy-on-write), so nothing is imported or shipped again.
+    on_start: called first in each of them."""
+    global _DATASETS
+    _DATASETS = datasets  # read by the forked children, never pickled
+    from gdbench import engine  # noqa: F401  # torch loaded once, before the fork, for every child
+    import multiprocessing
+    pool = multiprocessing.get_context("fork").Pool(min(workers, len(tasks)), initializer=_child_start,
+                                                    initargs=(on_start,))
+    try:
+        yield from pool.imap_unordered(_child_run, [(i, task, device, compile) for i, task in enumerate(tasks)])
+    except BaseException:  # an interrupt, an error, or the consumer stopped: stop the children now
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()
+
+
+_DATASETS: dict = {}
+
+
+def _child_start(on_start) -> None:
+    import torch
+    torch.set_num_threads(1)
+    if on_start is not None:
+        on_start()
+
+
+def _child_run(args):
+    i, task, device, compile = args
+    return i, run_task(task, _DATASETS, device=device, compile=compile)

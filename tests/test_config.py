@@ -202,3 +202,35 @@ def test_each_rule_is_one_message_at_every_entry_point():
         algorithms.GD(lr=-1.0)
     assert expected.startswith("algorithm.lr=-1.0") and expected in str(sweep.value)
     assert str(api.value) == expected == str(ctor.value)
+
+
+def test_modules_import_only_earlier_modules():
+    # docs/design.md §5 lists the modules in data-flow order and promises that each imports only
+    # modules listed before it (the one exception: the sweep's lazy import of the report stage).
+    # The order comes from the document itself; the imports from the sources' syntax trees.
+    import ast
+    import re
+    from conftest import ROOT
+    text = (ROOT / "docs" / "design.md").read_text()
+    block = text.split("## 5. Module layout", 1)[1].split("```", 2)[1]
+    order = [m for line in block.splitlines() for m in re.findall(r"(\w+)\.py|(claims)/", line.split("   ")[0] + " ")]
+    order = [a or b for a, b in order]
+    assert {"engine", "cells", "store", "sweep", "executors", "report", "cli", "claims"} <= set(order), order
+    pos = {m: i for i, m in enumerate(order)}
+    backwards = []
+    for f in sorted((ROOT / "gdbench").rglob("*.py")):
+        mod = "claims" if f.parent.name == "claims" else f.stem
+        if mod == "__init__":
+            continue
+        assert mod in pos, f"{f.name} is not listed in docs/design.md §5"
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gdbench"):
+                parts = node.module.split(".")
+                names = [parts[1]] if len(parts) > 1 else [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name.split(".")[1] for a in node.names if a.name.startswith("gdbench.")]
+            else:
+                continue
+            backwards += [f"{f.name}:{node.lineno} imports {n}" for n in names
+                          if n in pos and n != mod and pos[n] > pos[mod] and (mod, n) != ("sweep", "report")]
+    assert backwards == []

@@ -2,7 +2,6 @@
 checked against independent routes — the linear model's closed-form Hessian (1/n) Xᵀdiag(ℓ''(z))X
 with numpy's eigvalsh, autograd's full Hessian for the two-layer models, a one-at-a-time run, the
 characteristic roots of the momentum recursions, and the CLI end to end."""
-import math
 
 import numpy as np
 import pandas as pd

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from gdbench import algorithms, data, engine, losses, models
 from conftest import BIN, cli_env, gdbench
@@ -73,28 +74,47 @@ def test_cli_multirun_is_one_sweep_equal_to_the_python_api(tmp_path):
         assert "(8 already finished, 0 to run)" in done.stdout, done.stdout
 
 
-def test_bad_override_fails_before_ray_starts(tmp_path):
+@pytest.mark.parametrize("args, needle", [
+    (["-m", "algorithm.lr=0.1,-1"], "algorithm.lr=-1"),
+    (["-m", "model=two_layer", "model.activation=swish"], "model.activation='swish'"),
+    (["model=no_such_model"], "no_such_model"),
+    (["-m", "model.no_such_key=1"], "no_such_key"),
+    (["-m", "seed=0,1", "compile=maybe"], "compile='maybe': expected true or false"),
+    # the sweep-level settings: each named with what it expects, before anything is planned
+    (["-m", "seed=0,1", "task_seconds=-1"], "task_seconds=-1: expected a number of seconds > 0"),
+    (["-m", "seed=0,1", "max_replicas=0"], "max_replicas=0: expected an integer >= 1"),
+    (["-m", "seed=0,1", "resources.num_cpus=0"], "resources.num_cpus=0: expected a number > 0"),
+    (["-m", "seed=0,1", "resources.num_cpus=64"], "resources.num_cpus=64: a task cannot have more CPUs"),
+    (["-m", "seed=0,1", "cluster.ship_code=maybe"], "cluster.ship_code='maybe': expected true or false"),
+    (["-m", "seed=0,1", "cluster.object_store_mb=5"], "cluster.object_store_mb=5: expected an integer >= 75"),
+    (["-m", "seed=0,1", "device=tpu"], "device='tpu': expected cpu, cuda or cuda:N"),
+    (["-m", "seed=0,1", "resources.num_gpus=1"], "resources.num_gpus=1 with device='cpu'"),
+    (["seed=0", "data.seed=-1"], "data.seed=-1: expected an integer >= 0"),
+    (["-m", "seed=0,1", "executor=local", "device=cuda"], "device='cuda': this machine has no usable CUDA GPU"),
+])
+def test_bad_input_is_one_message_before_anything_starts(tmp_path, args, needle):
+    # with Hydra's default results folders (no hydra.*.dir): nothing is left behind, not even an
+    # empty results/; Ray never starts; one line, no traceback, exit code 1
+    if "device=cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
     env = cli_env(RAY_TMPDIR=str(tmp_path / "ray"))
     os.makedirs(env["RAY_TMPDIR"])
-    for args, needle in ((["-m", "algorithm.lr=0.1,-1"], "algorithm.lr=-1"),
-                         (["-m", "model=two_layer", "model.activation=swish"], "model.activation='swish'"),
-                         (["-m", "model.no_such_key=1"], "no_such_key"),
-                         (["model=no_such_model"], "no_such_model"),
-                         (["-m", "seed=0,1", "compile=maybe"], "compile='maybe'")):
-        proc = gdbench(*args, "hydra.sweep.dir=sw", "hydra.run.dir=run", cwd=tmp_path, env=env, check=False)
-        assert proc.returncode != 0
-        assert needle in proc.stdout + proc.stderr
+    proc = gdbench(*args, cwd=tmp_path, env=env, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and needle in out, out
+    if "no_such" not in args[-1]:  # Hydra's own composition errors are in Hydra's format
+        assert "Traceback" not in out and out.count("gdbench: error:") == 1, out
     assert os.listdir(env["RAY_TMPDIR"]) == []  # Ray never started
-    assert not list((tmp_path).glob("sw/runs/*.parquet"))
+    assert sorted(os.listdir(tmp_path)) == ["ray"]  # no results/ folder
 
 
 def test_plan_is_a_dry_run(tmp_path):
     env = cli_env(RAY_TMPDIR=str(tmp_path / "ray"))
     os.makedirs(env["RAY_TMPDIR"])
-    proc = gdbench(*TINY, "plan=true", "hydra.sweep.dir=sw", cwd=tmp_path, env=env)
+    proc = gdbench(*TINY, "plan=true", cwd=tmp_path, env=env)  # Hydra's default results/sweep-<time>
     assert "runs: 8" in proc.stdout and "cells: 2" in proc.stdout and "estimated compute" in proc.stdout
     assert os.listdir(env["RAY_TMPDIR"]) == []
-    assert not list((tmp_path / "sw" / "runs").glob("*.parquet"))
+    assert sorted(os.listdir(tmp_path)) == ["ray"]  # nothing written, not even an empty results/
 
 
 def test_single_run_path_without_ray(tmp_path):
@@ -359,6 +379,7 @@ def test_cuda_on_a_cluster_without_gpus_fails_fast(tmp_path, two_node_cluster):
                    env=dict(two_node_cluster["env"]), check=False)
     assert proc.returncode != 0 and "has no GPU" in proc.stdout + proc.stderr
     assert time.time() - start < 60
+    assert not (tmp_path / "sw").exists()  # failed after the writer lock, yet no empty results folder is left
 
 
 @pytest.mark.slow

@@ -136,6 +136,41 @@ def test_damaged_chunks_are_named_quarantined_and_recomputed(tmp_path):
     assert (final.reindex(clean.index) == clean).all()  # deterministic engine: recomputed = original
 
 
+def test_lost_or_broken_sums_and_damaged_side_files_are_named_never_fatal(tmp_path):
+    grid = ["-m", "model=linear,two_layer", "algorithm.lr=1,10", "seed=range(2)", "iterations=50", "data.n=30",
+            "data.d=4", "hydra.sweep.dir=sw"]
+    gdbench(*grid, cwd=tmp_path)
+    sw = tmp_path / "sw"
+    clean = pd.read_parquet(sw / "runs.parquet").set_index("run_id")["final_log_loss"]
+    lost, broken = sorted(p.stem for p in (sw / "runs").glob("*.parquet"))[:2]
+    unverifiable = {r for c in (lost, broken) for r in pd.read_parquet(sw / "runs" / f"{c}.parquet")["run_id"]}
+    (sw / "checksums" / f"{lost}.json").unlink()  # a chunk without its sums cannot be verified
+    (sw / "checksums" / f"{broken}.json").write_text('{"runs": "ab')  # …nor one with broken sums
+    (sw / "provenance.json").write_text("{not json")
+    (sw / "plan.json").write_bytes(b"\0" * 10)
+    (sw / "failed").mkdir(exist_ok=True)
+    (sw / "failed" / "deadbeef.parquet").write_bytes(b"garbage")
+
+    # a reader skips what it cannot trust and names each file; no traceback
+    report = subprocess.run([str(BIN / "gdbench-report"), str(sw), "--no-figures", "--quiet", "--bootstrap", "20"],
+                            capture_output=True, text=True, env=cli_env(), timeout=300)
+    err = report.stderr
+    assert report.returncode == 0 and "Traceback" not in err, err
+    assert f"{lost}.parquet: cannot be verified" in err and f"{broken}.parquet: cannot be verified" in err, err
+    assert "deadbeef.parquet: damaged" in err and "provenance.json: damaged" in err and "plan.json: damaged" in err
+
+    # the next run quarantines the two chunks, sets the damaged JSON files aside and computes the
+    # unverifiable runs again: the same numbers (a deterministic engine), each run once
+    again = gdbench(*grid, cwd=tmp_path)
+    assert f"{len(unverifiable)} to run" in again.stdout, again.stdout
+    assert (sw / "provenance.json.damaged").read_text() == "{not json"
+    assert (sw / "plan.json.damaged").exists()
+    assert len(json.loads((sw / "provenance.json").read_text())["sessions"]) == 1
+    assert set(json.loads((sw / "plan.json").read_text())["run_ids"]) == set(clean.index)
+    final = pd.read_parquet(sw / "runs.parquet").set_index("run_id")["final_log_loss"]
+    assert len(final) == final.index.nunique() == len(clean) and (final.reindex(clean.index) == clean).all()
+
+
 def test_a_truncated_chunk_is_skipped_not_a_traceback(tmp_path):
     gdbench(*SWEEP, "hydra.sweep.dir=sw", cwd=tmp_path)
     chunk = sorted((tmp_path / "sw" / "runs").glob("*.parquet"))[0]
@@ -153,6 +188,33 @@ def test_an_address_where_nothing_answers_fails_fast_and_says_so(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and time.perf_counter() - start < 60
     assert "cluster.address=127.0.0.1:1: nothing answers there" in out and "ray start --head" in out, out
+
+
+def test_an_address_where_another_service_listens_fails_fast_and_says_so(tmp_path):
+    # an HTTP server accepts the connection but is no Ray head: Ray alone would retry for minutes
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        start = time.perf_counter()
+        proc = gdbench(*SWEEP, "cluster=address", f"cluster.address=127.0.0.1:{port}", "cluster.connect_timeout_s=5",
+                       "hydra.sweep.dir=sw", cwd=tmp_path, check=False, timeout=120)
+    finally:
+        server.kill()
+        server.wait()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and time.perf_counter() - start < 30, out
+    assert f"cluster.address=127.0.0.1:{port}: something listens there but it is not a Ray head" in out, out
+    assert "Traceback" not in out and not (tmp_path / "sw").exists()
 
 
 def test_the_watchdog_leaves_with_a_normally_stopped_instance(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from gdbench import analysis
-from gdbench.claims import FAILS, HOLDS, INCONCLUSIVE, Criterion, Verdict, fmt, with_model_name
+from gdbench.claims.base import FAILS, HOLDS, INCONCLUSIVE, Criterion, Verdict, fmt, with_model_name
 
 LINEAR_CONTROL = ("linear", "two_layer(identity)")  # the linear model and the two-layer linear control
 
@@ -32,7 +32,7 @@ class DimensionGap(Criterion):
       nonlinear feature map makes the data easy, not faster optimization: not credited.
     - step_exponent_max: a fast model whose best step grows faster than d^1 is not credited
       either: with the step growing like d at a fixed ratio, the same data can be made to look
-      like √d (measured 0.5 on the lifted family), so speed bought by a step that outgrows d is
+      like √d (an exponent near 0.5 on the lifted family), so speed bought by a step that outgrows d is
       the step's, not the model's. Each model's step exponent is printed next to its t_sep one.
     No credited fast model, but some fast one: inconclusive, saying why."""
     dataset: str | None = None  # the family judged; None = every run (a study with one family)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from gdbench import analysis
-from gdbench.claims import FAILS, HOLDS, INCONCLUSIVE, Band, Criterion, Verdict, fmt
+from gdbench.claims.base import FAILS, HOLDS, INCONCLUSIVE, Band, Criterion, Verdict, fmt
 
 
 def _small_steps(runs):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from gdbench import analysis
-from gdbench.claims import FAILS, HOLDS, INCONCLUSIVE, Band, Criterion, Verdict, fmt, ok_runs
+from gdbench.claims.base import FAILS, HOLDS, INCONCLUSIVE, Band, Criterion, Verdict, fmt, ok_runs
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 from gdbench import analysis
-from gdbench.claims import FAILS, HOLDS, INCONCLUSIVE, Band, Criterion, Verdict, fmt, ok_runs, with_model_name
+from gdbench.claims.base import FAILS, HOLDS, INCONCLUSIVE, Band, Criterion, Verdict, fmt, ok_runs, with_model_name
 
 
 @dataclass(frozen=True)

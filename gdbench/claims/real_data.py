@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gdbench import analysis
-from gdbench.claims import FAILS, HOLDS, INCONCLUSIVE, Criterion, Verdict, fmt, ok_runs, with_model_name
+from gdbench.claims.base import FAILS, HOLDS, INCONCLUSIVE, Criterion, Verdict, fmt, ok_runs, with_model_name
 
 
 def _scope(controls, per="dataset and model", models=()) -> str:
@@ -78,7 +78,7 @@ class LargeStepsSeparateFastest(Criterion):
     """Large steps nonetheless separate fastest and track the batch perceptron (Tyurin 2025, whose
     steps stop at 100). With a grid that goes on into the perceptron limit, t_sep levels off at
     the perceptron's, and a step just past the stability threshold can beat that limit by a
-    little (5–30% on the standardized digit pairs we measured). Per separable dataset and model:
+    little (docs/claims-quick.md shows it on the standardized digit pairs). Per separable dataset and model:
 
     - the fastest step is a large one: its median run has a loss increase (it is past the
       stability threshold, in the oscillating regime);
