@@ -91,7 +91,9 @@ class LocalExecutor:
             self._forked = None
         return False
 
-    def map(self, plan: cells.Plan):
+    def map(self, plan: cells.Plan, while_waiting=None):
+        """(task, results) as tasks finish. while_waiting: called once while the preloaded
+        process finishes its imports, for the caller's own start-up (the report's imports)."""
         if not plan.tasks:  # a finished sweep run again
             return
         workers = min(self.workers, len(plan.tasks))
@@ -99,7 +101,10 @@ class LocalExecutor:
         self._preloaded = preload.take(plan.datasets)
         if self._preloaded is not None:
             self.preloaded_pid = self._preloaded.pid
-            self.start_s = self._preloaded.wait_ready(plan, workers=workers, device=self.device, compile=self.compile)
+            self._preloaded.send_plan(plan, workers=workers, device=self.device, compile=self.compile)
+            if while_waiting is not None:
+                while_waiting()
+            self.start_s = self._preloaded.wait_ready()
             for i, out in self._preloaded.results():
                 yield plan.tasks[i], out
             self._preloaded.end()
@@ -143,8 +148,8 @@ class RayExecutor:
         _background.append(scheduler.wait_shutdown)
         return False
 
-    def map(self, plan: cells.Plan):
-        from gdbench import scheduler
+    def map(self, plan: cells.Plan, while_waiting=None):
+        from gdbench import scheduler  # (nothing waits on a start-up here: while_waiting is not called)
         s = self.settings
         yield from scheduler.results(plan, self.resources, num_cpus=s["resources"]["num_cpus"],
                                      num_gpus=self.num_gpus, device=s["device"], compile=bool(s.get("compile")))

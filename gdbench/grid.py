@@ -17,9 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from hydra.utils import instantiate
-
-from gdbench import checks  # instantiate only: no Hydra app state is touched here
+from gdbench import checks
 
 SECTIONS = ("data", "model", "loss", "algorithm")
 RUN_KEYS = ("seed", "iterations", "eps", "record", "companion", "stop_loss", "dtype")
@@ -164,6 +162,10 @@ def build(run: Run, cache: dict | None = None):
     object, built once (a grid's runs mostly differ in step size and seed, so this saves building
     the same dataset and model hundreds of times). The objects are immutable by design: frozen
     dataclasses, and datasets whose arrays nothing writes to."""
+    # Hydra's instantiate only (no Hydra app state is touched), imported here: the compute side
+    # unpickles runs (this module) without ever building them, and need not load Hydra
+    from hydra.utils import instantiate
+
     def make(section):
         node = run.config[section]
         if cache is None:

@@ -36,13 +36,19 @@ class Preloaded:
         self.pid, self.conn = pid, conn
         self.environ, self.cwd = dict(os.environ), os.getcwd()
 
-    def wait_ready(self, plan, *, workers: int, device: str, compile: bool) -> float:
-        """Send the plan (with this process's import path, which the user's data function may have
-        extended); return the seconds spent waiting for the child's imports to finish."""
-        start = time.perf_counter()
+    def send_plan(self, plan, *, workers: int, device: str, compile: bool) -> None:
+        """Send the plan, after this process's import path (which the user's data function may
+        have extended)."""
         try:
             self.conn.send(list(sys.path))
             self.conn.send((plan.tasks, plan.datasets, workers, device, compile))
+        except OSError:
+            raise RuntimeError(f"the compute process {self._ended()}") from None
+
+    def wait_ready(self) -> float:
+        """The seconds spent waiting for the child's imports to finish."""
+        start = time.perf_counter()
+        try:
             self.conn.recv()  # "ready"
         except (EOFError, OSError):
             raise RuntimeError(f"the compute process {self._ended()}") from None

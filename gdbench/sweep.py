@@ -90,7 +90,8 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=()) -> dict:
 def _run(p, store, settings, overrides, name, slots, planning_s) -> dict:
     store.write_plan([r.run_id for r in p.runs])
     try:
-        res = _drain(p, store, executors.make(name, settings, slots), progress=settings["progress"])
+        res = _drain(p, store, executors.make(name, settings, slots), progress=settings["progress"],
+                     while_waiting=_import_report if (settings.get("report") or {}).get("enabled") else None)
     except KeyboardInterrupt:  # Ctrl-C: what finished is on disk (atomic files); say so, then stop
         kept = len(store.finished_run_ids() & {r.run_id for r in p.runs})
         print(f"\ninterrupted: {kept} of {len(p.runs)} runs are finished and kept in {store.root}; "
@@ -135,7 +136,13 @@ def remove_if_unused(folder) -> None:
             break
 
 
-def _drain(p, store, executor, *, progress: bool) -> dict:
+def _import_report() -> None:
+    """The report stage's imports (matplotlib, …), done while the compute process still imports
+    torch, instead of after the compute."""
+    from gdbench import report  # noqa: F401
+
+
+def _drain(p, store, executor, *, progress: bool, while_waiting=None) -> dict:
     """The one loop that writes results: each finished chunk to the store as it arrives."""
     t0 = time.perf_counter()
     counts = {"done_runs": 0, "failed_chunks": 0, "failed_runs": 0}
@@ -145,7 +152,7 @@ def _drain(p, store, executor, *, progress: bool) -> dict:
                dynamic_ncols=True)
     try:
         with executor:
-            for task, results in executor.map(p):
+            for task, results in executor.map(p, while_waiting=while_waiting):
                 s = time.perf_counter()
                 columns_of = {c.chunk_id: c.columns for c in task.chunks}
                 for r in results:

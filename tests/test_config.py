@@ -74,7 +74,11 @@ def test_cells_group_by_everything_but_lr_and_seed_and_size_tasks():
     p = cells.plan(runs, task_seconds=1e9)
     assert p.n_cells == 2 and len(p.tasks) == 1  # tiny cells packed into one task
     p = cells.plan(runs, task_seconds=1e9, max_replicas=3)
-    assert sorted(len(c.runs) for t in p.tasks for c in t.chunks) == [1, 1, 3, 3]  # split at 3 replicas
+    # a cell of 4 runs split for at most 3 replicas: two chunks of 2, interleaved, so that each
+    # holds both step sizes (their costs differ once runs diverge or stop early)
+    chunks = [c for t in p.tasks for c in t.chunks]
+    assert sorted(len(c.runs) for c in chunks) == [2, 2, 2, 2]
+    assert all(sorted(r.lr for r in c.runs) == [0.1, 1] for c in chunks)
     p = cells.plan(runs, task_seconds=1e-9)
     assert len(p.tasks) == 8  # every replica its own chunk and task when one replica exceeds 4·task_seconds
     assert len({r.run_id for r in runs}) == 8
@@ -155,6 +159,32 @@ print("engine", "torch._C" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["planned", "False", "engine", "True"]
+
+
+def test_the_report_stage_never_loads_torch(tmp_path):
+    """The driver draws the report after planning with the catalogues (whose torch is a lazy
+    stand-in). matplotlib asks sys.modules for torch on every plotted array: a lazily-loading
+    module registered there used to load torch (seconds) into every report. Checked in a fresh
+    interpreter: a sweep's results are written by the engine in a child process, then the
+    interpreter plans (the catalogue stand-ins exist) and builds the report with figures."""
+    import subprocess
+    import sys
+    from conftest import gdbench
+    gdbench("-m", "algorithm.lr=0.1,10", "iterations=30", "data.n=20", "data.d=3", "hydra.sweep.dir=sw", cwd=tmp_path)
+    code = f"""
+import sys
+from gdbench import cells, grid, models, report
+assert type(models.torch).__name__ == "_StandIn"
+report.build({str(tmp_path / "sw")!r}, echo=False, n_boot=10, figure_workers=1)
+print("report", "torch" in sys.modules, len(list(__import__("pathlib").Path({str(tmp_path / "sw")!r}).glob("report/figures/*.png"))))
+models.torch.zeros(1)
+print("used", "torch" in sys.modules, type(models.torch).__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split()
+    assert words[:2] == ["report", "False"] and int(words[2]) >= 1, out.stdout
+    assert words[3:] == ["used", "True", "module"], out.stdout
 
 
 def test_keys_assigned_in_bulk_equal_the_per_run_properties():
