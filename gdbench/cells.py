@@ -10,9 +10,8 @@ Task sizing rule (documented, testable): the cost of a chunk of R replicas of a 
 
 (OVERHEAD_S: the per-iteration interpreter cost of the engine, FLOPS: a conservative achieved
 matmul rate; both constants below, set from benchmarks/engine.py on a small CPU machine). A cell is split into chunks of at
-most `max_replicas` replicas and at most ≈ 4·task_seconds each, interleaved (chunk k of n holds
-runs k, k+n, k+2n, …: a spread of step sizes each, so chunks cost alike even when some runs
-diverge or stop early); consecutive chunks are then packed
+most `max_replicas` replicas and at most ≈ 4·task_seconds each (consecutive runs, so neighbouring
+step sizes share a batch); consecutive chunks are then packed
 into one task until it reaches ≈ task_seconds, so tiny cells share a task and big ones are split.
 `min_tasks` (the number of worker slots, when known) lowers that target to total/min_tasks and
 splits each cell into at least its share of the slots, so a grid smaller than
@@ -157,11 +156,8 @@ def plan(runs: list, *, done_run_ids=frozenset(), task_seconds: float = 2.0, max
         if slots > 1:  # this cell's share of the worker slots, so that a small grid uses them all
             share = max(1, math.ceil(slots * cell_s / max(total_s, 1e-12)))
             size = min(size, math.ceil(len(members) / share))
-        # chunk k takes every n-th run from the k-th on: each chunk gets a spread of the cell's step
-        # sizes, whose costs differ once runs diverge or stop early, so the tasks come out even
-        n = math.ceil(len(members) / size)
-        for k in range(n):
-            part = members[k::n]
+        for i in range(0, len(members), size):
+            part = members[i:i + size]
             chunks.append(Chunk(first.cell_key, first.data_key, part, objects, [names[r.run_id] for r in part],
                                 estimate_seconds(objects[0], *x.shape, len(part), T),
                                 directions[first.data_key][0] if first.config.get("direction") else None,

@@ -119,7 +119,7 @@ class Store:
                 os.replace(src, folder / f"{chunk_id}.{kind}.{ext}")
         with open(folder / "quarantine.log", "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {chunk_id}: {why}\n")
-        log.warning(f"{why}; moved to {folder} — its runs will be computed again by the next run")
+        log.warning(f"{why}; moved to {folder} — its runs count as not finished: a sweep run computes them again")
 
     def failures(self) -> list[dict]:
         path = self.root / "failures.jsonl"

