@@ -1,4 +1,5 @@
-"""Sweep overhead and scaling on the Ray executor (executor=ray), through the real CLI.
+"""Sweep overheads and scaling through the real CLI: on Ray (parts 1–3, executor=ray), planning
+at scale (4), and the smallest sweep on the local executor (5).
 
     .venv/bin/python benchmarks/sweep.py
 
@@ -9,18 +10,19 @@
    Also the same grid on an already-running local Ray cluster (`ray start --head`, started here
    and stopped by PID): the cost when the cluster outlives the sweep, as on a shared machine.
 2. The split of gdbench's wall time (from provenance.json): Ray start, planning, store writes,
-   scheduling, worker compute — on a compute-heavy grid (two-layer networks, ≥ 30 s of compute).
+   scheduling, worker compute — on a compute-heavy grid (48 two-layer runs of 3,000 iterations,
+   about 100 s of compute on one worker of a 2-core machine).
 3. Throughput of that grid with 1 worker versus 2 (`cluster.num_cpus=1` vs 2), run alternately
    twice each (1, 2, 1, 2) because this VM's speed drifts over minutes; the best of each is compared.
 4. Planning at scale: `plan=true` for a grid of 10⁵ runs (linear model, 1,000 step sizes × 100
    seeds), end to end through the CLI (Python start-up included), and the process's peak
    resident memory; three times, the median reported.
-   `.venv/bin/python benchmarks/sweep.py part=plan` runs this part alone.
 5. A 2-run, 5-iteration sweep end to end (`gdbench -m algorithm.lr=0.1,1 iterations=5`), the
    fixed cost a user pays for the smallest sweep: as typed (with its report), with
    `report.enabled=false`, and without the preloaded compute process (GDBENCH_NO_PRELOAD=1, no
    report); the three alternate, ten times each, and the median and range of each are printed.
-   `.venv/bin/python benchmarks/sweep.py part=small` runs this part alone.
+`part=grid` (1), `part=heavy` (2 and 3), `part=plan` (4) and `part=small` (5) run one part; several
+`part=` arguments run those; none runs all five.
 """
 import json
 import os
@@ -83,6 +85,14 @@ def on_running_cluster(tmp: Path) -> float:
 
 def main():
     tmp = Path(tempfile.mkdtemp(prefix="gdbench-bench-"))
+    grid_vs_basic(tmp)
+    heavy(tmp)
+    plan_at_scale(tmp)
+    small_sweep(tmp)
+
+
+def grid_vs_basic(tmp: Path) -> None:
+    """Part 1."""
     # gdbench's ≈ 10 s varies by ±15% from run to run here (Ray's start-up on 2 cores), so it is
     # timed three times, before, between and after the basic launcher's run; the median is compared
     # gdbench on Ray; the basic launcher's 200 single runs each on this process (executor=local)
@@ -97,10 +107,6 @@ def main():
     t_cluster = on_running_cluster(tmp)
     print(f"   on an already-running local Ray cluster: gdbench -m {t_cluster:.1f} s   "
           f"speed-up {t_basic / t_cluster:.1f}x against the basic launcher")
-
-    heavy(tmp)
-    plan_at_scale(tmp)
-    small_sweep(tmp)
 
 
 def heavy(tmp: Path) -> None:
@@ -154,7 +160,7 @@ def small_sweep(tmp: Path, repeats: int = 10) -> None:
 
 
 if __name__ == "__main__":
-    parts = {"plan": plan_at_scale, "small": small_sweep}
+    parts = {"grid": grid_vs_basic, "heavy": heavy, "plan": plan_at_scale, "small": small_sweep}
     chosen = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("part=")]
     if chosen:
         for part in chosen:
