@@ -55,10 +55,26 @@ def check_reachable(address: str, timeout_s: float) -> None:
         raise ClusterUnreachable(f"cluster.address={address}: nothing answers there ({why}, within "
                                  f"cluster.connect_timeout_s={timeout_s:g} s); start the head node "
                                  "(ray start --head) or correct the address") from None
-    if not speaks:
+    why = "it does not speak gRPC" if not speaks else _not_a_gcs(address) if "://" not in address else None
+    if why:
         raise ClusterUnreachable(f"cluster.address={address}: something listens there but it is not a Ray head "
-                                 f"(it does not speak gRPC); check the port (the GCS port of `ray start --head`, "
-                                 "default 6379)")
+                                 f"({why}); check the port (the GCS port of `ray start --head`, default 6379)")
+
+
+def _not_a_gcs(address: str, timeout_s: float = 5.0) -> str | None:
+    """Why the gRPC service at host:port is not Ray's GCS (it lacks the GCS's services: gRPC's
+    UNIMPLEMENTED, or HTTP 404 from a proxy), or None. Only that answer counts: any other
+    failure (authentication, a slow head) is left to ray.init, whose own message is clearer.
+    A key-value read through Ray's GCS client, as `ray health-check` does."""
+    try:
+        ray._raylet.GcsClient(address=address).internal_kv_get(b"gdbench-probe", None, timeout=timeout_s)
+    except AttributeError:  # Ray's private layout changed: no probe
+        return None
+    except Exception as e:
+        text = str(e)
+        if "status: 404" in text or "rpc_code: 12" in text or "UNIMPLEMENTED" in text:
+            return f"it has no GCS service: {text.splitlines()[0][:120]}"
+    return None
 
 
 # An HTTP/2 client's opening (RFC 9113 §3.4): the preface, then an empty SETTINGS frame

@@ -148,10 +148,11 @@ def _drain(p, store, executor, *, progress: bool, while_waiting=None) -> dict:
     counts = {"done_runs": 0, "failed_chunks": 0, "failed_runs": 0}
     store_s = compute_s = 0.0
     nodes, pids = set(), set()
-    bar = tqdm(total=sum(t.n_runs for t in p.tasks), unit="run", disable=not progress, desc="gdbench",
-               dynamic_ncols=True)
+    bar = None
     try:
-        with executor:
+        with executor:  # the bar appears once the executor has started (Ray may refuse to)
+            bar = tqdm(total=sum(t.n_runs for t in p.tasks), unit="run", disable=not progress, desc="gdbench",
+                       dynamic_ncols=True)
             for task, results in executor.map(p, while_waiting=while_waiting):
                 s = time.perf_counter()
                 columns_of = {c.chunk_id: c.columns for c in task.chunks}
@@ -171,7 +172,8 @@ def _drain(p, store, executor, *, progress: bool, while_waiting=None) -> dict:
                 store_s += time.perf_counter() - s
                 bar.set_postfix(failed=counts["failed_chunks"])
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     start_s = getattr(executor, "start_s", 0.0)
     timings = {"executor_start_s": start_s, "store_s": store_s, "worker_compute_s": compute_s,
                "schedule_and_compute_wall_s": time.perf_counter() - t0 - start_s}
