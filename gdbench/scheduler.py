@@ -49,6 +49,9 @@ def check_reachable(address: str, timeout_s: float) -> None:
         return
     host, port = host_port.rsplit(":", 1)
     try:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):  # a TLS head: only the TCP
+            socket.create_connection((host, int(port)), timeout=timeout_s).close()  # connection probes
+            return                                                                 # in plain text
         speaks = _speaks_http2(host, int(port), timeout_s)
     except (OSError, ValueError) as e:
         why = "timed out" if isinstance(e, socket.timeout) else (getattr(e, "strerror", None) or str(e))
@@ -70,9 +73,9 @@ def _not_a_gcs(address: str, timeout_s: float = 5.0) -> str | None:
         ray._raylet.GcsClient(address=address).internal_kv_get(b"gdbench-probe", None, timeout=timeout_s)
     except AttributeError:  # Ray's private layout changed: no probe
         return None
-    except Exception as e:
+    except Exception as e:  # RpcError: gRPC's UNIMPLEMENTED is code 12; a proxy's 404 is in the text
         text = str(e)
-        if "status: 404" in text or "rpc_code: 12" in text or "UNIMPLEMENTED" in text:
+        if getattr(e, "rpc_code", None) == 12 or "status: 404" in text or "UNIMPLEMENTED" in text:
             return f"it has no GCS service: {text.splitlines()[0][:120]}"
     return None
 
@@ -98,6 +101,8 @@ def _speaks_http2(host: str, port: int, timeout_s: float) -> bool:
 
 def start(address: str | None, *, num_cpus: int | None, object_store_mb: int, ship_code: bool,
           num_threads: int, connect_timeout_s: float = 30.0) -> dict:
+    global _embedded
+    _embedded = not address
     worker_env = {**WORKER_ENV, "OMP_NUM_THREADS": str(num_threads)}
     env = {"py_modules": [str(Path(gdbench.__file__).parent)]} if ship_code else {}
     if address:
@@ -201,6 +206,7 @@ def _shutdown() -> None:
 
 
 _shutdown_thread: threading.Thread | None = None
+_embedded = False  # this process started the Ray instance it is connected to (start(address=None))
 
 
 def wait_shutdown() -> None:
@@ -240,5 +246,11 @@ def results(plan, resources, *, num_cpus, num_gpus, device, compile, max_in_flig
                             "pid": None, "node_id": None, "wall_time_s": 0.0} for c in task.chunks]
                 yield task, out
     finally:
-        for ref in in_flight:
-            ray.cancel(ref, force=True)
+        # On a cluster, stop what is still in flight. An embedded instance is shut down next,
+        # which stops its workers anyway; there, force-cancelling tasks that a terminal's Ctrl-C
+        # (SIGINT to the whole process group, Ray's workers included) is ending at that moment
+        # is a race we can do without: once, Ray's core worker aborted in that situation ("Tried
+        # to complete task that was not pending")
+        if not _embedded:
+            for ref in in_flight:
+                ray.cancel(ref, force=True)

@@ -158,13 +158,11 @@ def writer_lock(root):
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     f = open(root / ".writer.lock", "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _flock_within(f, fcntl.LOCK_EX, seconds=1.0):
         f.seek(0)
         holder = f.read().strip() or "holder unknown"
         f.close()
-        raise SweepLocked(_locked_message(root, holder)) from None
+        raise SweepLocked(_locked_message(root, holder))
     f.seek(0)
     left = f.read().strip() or None
     f.seek(0)
@@ -205,6 +203,34 @@ def _write_json(data: dict, path: Path, **kw) -> None:
     os.replace(tmp, path)  # a reader never sees half a file
 
 
+def _flock_within(f, kind: int, seconds: float) -> bool:
+    """Take flock `kind` on f, retrying for up to `seconds`: another command's probe
+    (writer_held, writer_lock_if_free) holds the file for a moment only, and must not read as a
+    writer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(f, kind | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+@contextmanager
+def writer_lock_if_free(root):
+    """Yield True while holding the writer lock of an existing sweep folder, without touching the
+    file's contents; False (holding nothing) when a writer holds it. For removing a folder that
+    wrote no results, so that a writer cannot start in it meanwhile."""
+    path = Path(root).expanduser() / ".writer.lock"
+    if not path.exists():
+        yield True
+        return
+    with open(path) as f:
+        yield _flock_within(f, fcntl.LOCK_EX, seconds=0.2)
+
+
 def writer_held(root) -> str | None:
     """The holder of `<root>/.writer.lock` (pid, host, start time) while a live process holds it,
     else None: a probe that takes nothing and writes nothing."""
@@ -212,10 +238,8 @@ def writer_held(root) -> str | None:
         f = open(Path(root).expanduser() / ".writer.lock")
     except FileNotFoundError:
         return None
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released when the file closes
-        except BlockingIOError:
+    with f:  # the shared lock, if taken, is released when the file closes
+        if not _flock_within(f, fcntl.LOCK_SH, seconds=0.3):
             return f.read().strip() or "holder unknown"
     return None
 
@@ -223,6 +247,9 @@ def writer_held(root) -> str | None:
 def check_unlocked(root) -> None:
     """SweepLocked, naming the holder, when another gdbench writes this sweep: asked before the
     plan so that a second command fails at once (writer_lock then takes the lock for real)."""
+    root = Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root}: the results directory is a file (hydra.sweep.dir / hydra.run.dir)")
     holder = writer_held(root)
     if holder is not None:
         raise SweepLocked(_locked_message(Path(root).expanduser(), holder))

@@ -9,6 +9,7 @@ has been validated and planned, and `plan=true` writes nothing at all.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -25,7 +26,7 @@ from tqdm import tqdm
 import gdbench
 from gdbench import cells, executors, preload
 from gdbench.errors import ClusterUnreachable, SweepFailed, SweepLocked
-from gdbench.store import Store, check_unlocked, writer_held, writer_lock
+from gdbench.store import Store, check_unlocked, writer_lock, writer_lock_if_free
 
 log = logging.getLogger("gdbench")
 
@@ -41,8 +42,8 @@ def user_errors_exit():
     try:
         yield
     except (ValueError, SweepLocked, ClusterUnreachable, SweepFailed) as e:
-        # a ValueError subclass (a JSON or Unicode decode error) is not a message written for the user
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or isinstance(e, ValueError) and type(e) is not ValueError:
+        # a JSON or Unicode decode error is a ValueError but not a message written for the user
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or isinstance(e, (json.JSONDecodeError, UnicodeError)):
             raise
         print(f"gdbench: error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -67,6 +68,9 @@ def execute(runs: list, settings: dict, sweep_dir, overrides=()) -> dict:
     name, why = executors.choose(settings, p, slots) if p.tasks else ("local", "nothing to run")
     if name == "local" and p.tasks and settings["device"].startswith("cuda"):
         executors.require_local_gpu(settings["device"])
+    if name == "ray" and settings["device"].startswith("cuda:"):  # CUDA_VISIBLE_DEVICES: a task sees its GPUs only
+        raise ValueError(f"device={settings['device']!r} with executor {name} ({why}): a Ray task sees only the "
+                         "GPU(s) Ray assigned it, as cuda:0; use device=cuda")
     print(describe(p, executor=name, why=why, slots=slots, address=settings["cluster"].get("address")))
     if name != "local" or settings["plan"] or not p.tasks:
         preload.discard()  # the compute process the command started is not needed: end it before Ray starts
@@ -94,8 +98,9 @@ def _run(p, store, settings, overrides, name, slots, planning_s) -> dict:
                      while_waiting=_import_report if (settings.get("report") or {}).get("enabled") else None)
     except KeyboardInterrupt:  # Ctrl-C: what finished is on disk (atomic files); say so, then stop
         kept = len(store.finished_run_ids() & {r.run_id for r in p.runs})
-        print(f"\ninterrupted: {kept} of {len(p.runs)} runs are finished and kept in {store.root}; "
-              f"run the same command again to resume", file=sys.stderr)
+        print(f"\ninterrupted: {kept} of {len(p.runs)} runs are finished and kept in {store.root}; run the same "
+              "command again to resume" if kept else "\ninterrupted before any run finished: nothing kept",
+              file=sys.stderr)
         raise
     runs_df = store.collect()
     res["timings"]["planning_s"] = planning_s
@@ -118,15 +123,17 @@ def remove_if_unused(folder) -> None:
     a cluster that cannot run the tasks), then its parents up to the working directory if that
     left them empty (Hydra's default `results/`). A folder with anything else in it, or one that
     another gdbench is writing, stays."""
-    folder = Path(folder).absolute()
-    if not folder.is_dir() or writer_held(folder) is not None:
+    folder, cwd = Path(folder).absolute(), Path.cwd().absolute()
+    if not folder.is_dir() or folder == cwd or folder in cwd.parents:  # e.g. hydra.run.dir=.
         return
-    for p in folder.iterdir():
-        if not (p.name in _NO_RESULTS or p.suffix == ".log") or (p.is_dir() and p.name != ".hydra" and any(p.iterdir())):
+    with writer_lock_if_free(folder) as free:  # held across the check and the removal
+        if not free:
             return
-    import shutil
-    shutil.rmtree(folder, ignore_errors=True)
-    cwd = Path.cwd().absolute()
+        for p in folder.iterdir():
+            if not (p.name in _NO_RESULTS or p.suffix == ".log") or (p.is_dir() and p.name != ".hydra" and any(p.iterdir())):
+                return
+        import shutil
+        shutil.rmtree(folder, ignore_errors=True)
     for parent in folder.parents:
         if parent == cwd or cwd not in parent.parents:
             break
@@ -138,8 +145,12 @@ def remove_if_unused(folder) -> None:
 
 def _import_report() -> None:
     """The report stage's imports (matplotlib, …), done while the compute process still imports
-    torch, instead of after the compute."""
-    from gdbench import report  # noqa: F401
+    torch, instead of after the compute. A failure here is the report's: said, never fatal to
+    the sweep (the report stage says it again, after the results are on disk)."""
+    try:
+        from gdbench import report  # noqa: F401
+    except Exception as e:
+        log.warning(f"the report stage cannot be imported ({type(e).__name__}: {e})")
 
 
 def _drain(p, store, executor, *, progress: bool, while_waiting=None) -> dict:

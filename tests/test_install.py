@@ -60,9 +60,11 @@ def _gdbench(venv, work, *args):
 
 def test_the_installed_package_is_the_wheel_with_its_own_conf(installed):
     venv, work = installed
+    env = cli_env()
+    env.pop("PYTHONPATH", None)
     proc = subprocess.run([str(venv / "bin" / "python"), "-c",
                            "import gdbench; print(gdbench.__file__); print(gdbench.CONF_DIR)"],
-                          cwd=work, env=cli_env(), capture_output=True, text=True, check=True)
+                          cwd=work, env=env, capture_output=True, text=True, check=True)
     where, conf = proc.stdout.split()
     assert where.startswith(str(venv)) and conf.startswith(str(venv)) and conf.endswith(os.path.join("gdbench", "conf"))
     assert str(ROOT) not in where

@@ -217,6 +217,26 @@ def test_an_address_where_another_service_listens_fails_fast_and_says_so(tmp_pat
     assert "Traceback" not in out and not (tmp_path / "sw").exists()
 
 
+def test_an_address_where_a_grpc_service_other_than_ray_listens_fails_fast(tmp_path):
+    # a gRPC server with no services answers HTTP/2 but not Ray's GCS calls (UNIMPLEMENTED): Ray
+    # alone would retry its connection for a long while
+    import grpc
+    from concurrent import futures
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        start = time.perf_counter()
+        proc = gdbench(*SWEEP, "cluster=address", f"cluster.address=127.0.0.1:{port}", "cluster.connect_timeout_s=5",
+                       "hydra.sweep.dir=sw", cwd=tmp_path, check=False, timeout=120)
+    finally:
+        server.stop(None)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and time.perf_counter() - start < 30, out
+    assert f"cluster.address=127.0.0.1:{port}: something listens there but it is not a Ray head (it has no GCS" in out, out
+    assert "Traceback" not in out and not (tmp_path / "sw").exists()
+
+
 def test_the_watchdog_leaves_with_a_normally_stopped_instance(tmp_path):
     # a process that starts and stops the embedded Ray twice (a notebook, Hydra's basic launcher)
     # must not collect watchdogs: each one exits once its instance's raylet and GCS are gone
